@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   -> installs, then runs the mini benchmark end to end (train zoo, fine-tune, score, report)
+#   make test   -> installs, then runs the default (fast, CPU-only) test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.zoobench-installed
+
+.PHONY: install test test-slow demo demo-large lint bench clean-outputs
+
+install: $(STAMP)
+
+# torch==2.14.1 / torchvision==0.29.1 are the builds this machine has on disk (other versions download
+# gigabytes); animal-mnist is installed without its dependencies (they pull tensorflow, which we never import).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps animal-mnist==0.4
+	touch $@
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+demo: install
+	$(PY) scripts/run_mini.py
+
+demo-large: install
+	$(PY) scripts/run_mini.py benchmark=mini_large
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) benchmarks/bench_selection.py

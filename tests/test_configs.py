@@ -1,0 +1,121 @@
+"""Every option of every config group composes with every entry point that uses the group, and
+every ``_target_`` in the composed configs instantiates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from hydra.errors import ConfigCompositionException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from tests.conftest import CONFIG_DIR, ROOT, compose
+
+ENTRY_POINTS = ["train_zoo", "finetune", "evaluate_selection", "analyze"]
+SKIP_GROUPS = {"hydra", "local"}
+
+
+def _groups(config_name: str) -> list[str]:
+    defaults = yaml.safe_load((CONFIG_DIR / f"{config_name}.yaml").read_text())["defaults"]
+    groups = []
+    for item in defaults:
+        if isinstance(item, dict):
+            key = next(iter(item)).replace("optional ", "").split("@")[0]
+            if key not in SKIP_GROUPS:
+                groups.append(key)
+    return groups
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+CASES = [
+    (name, group, option)
+    for name in ENTRY_POINTS
+    for group in _groups(name)
+    for option in _options(group)
+]
+
+
+def _targets(node, found: list) -> list:
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            found.append(node)
+        for key in node:
+            _targets(node._get_node(key), found)
+    elif isinstance(node, ListConfig):
+        for item in node:
+            _targets(item, found)
+    return found
+
+
+@pytest.mark.parametrize(("config_name", "group", "option"), CASES)
+def test_every_option_composes_and_instantiates(config_name, group, option, tmp_path):
+    cfg = compose(config_name, [f"{group}={option}", f"paths.out_dir={tmp_path}"], hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert get_class(launcher._target_) is not None
+    del cfg["hydra"]
+    OmegaConf.resolve(cfg)
+    for node in _targets(cfg, []):
+        assert instantiate(node) is not None
+
+
+def test_every_group_of_the_design_exists():
+    groups = {p.name for p in CONFIG_DIR.iterdir() if p.is_dir()}
+    design = {"dataset", "target", "arch", "expert", "method", "zoo", "sweep", "trainer", "logger",
+              "launcher", "paths", "experiment", "local", "benchmark"}
+    assert design <= groups, sorted(design - groups)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train_zoo.py", "--cfg", "job"],
+        ["finetune.py", "--cfg", "job", "target=dtd", "shots=20"],
+        ["evaluate_selection.py", "--cfg", "job", "method=lfc"],
+        ["analyze.py", "--cfg", "job"],
+    ],
+)
+def test_entry_point_prints_its_composed_config(command):
+    out = subprocess.run(
+        [sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    cfg = yaml.safe_load(out.stdout)
+    assert cfg["paths"]["out_dir"].endswith(cfg["benchmark"]["name"]) or "${" in cfg["paths"]["out_dir"]
+    if "target=dtd" in command:
+        assert cfg["target"]["name"] == "dtd" and cfg["shots"] == 20
+
+
+def test_unknown_option_lists_valid_choices():
+    with pytest.raises(ConfigCompositionException) as info:
+        compose("finetune", ["target=not_a_target"])
+    assert "not_a_target" in str(info.value)
+    assert "Available options" in str(info.value)
+
+
+def test_typo_in_recipe_fails_at_composition():
+    with pytest.raises(ConfigCompositionException):
+        compose("train_zoo", ["train.epoch=3"])
+    with pytest.raises(ConfigCompositionException):
+        compose("finetune", ["finetune.epochs=many"])
+
+
+def test_output_folders_are_deterministic(tmp_path):
+    a = compose("finetune", ["target=mini_digits", "shots=20"], hydra_config=True)
+    b = compose("finetune", ["target=mini_digits", "shots=20"], hydra_config=True)
+    assert a.paths.out_dir == b.paths.out_dir
+    assert a.hydra.run.dir == b.hydra.run.dir
+    assert "${now:" not in OmegaConf.to_yaml(a.hydra.run)
+
+
+def test_benchmark_choice_switches_zoo_and_sweep():
+    mini = compose("finetune")
+    paper = compose("finetune", ["benchmark=paper"])
+    assert mini.benchmark.name == "mini" and paper.benchmark.name == "paper"
+    assert list(paper.sweep.targets) == list(paper.benchmark.targets)
+    assert mini.finetune.epochs != paper.finetune.epochs
