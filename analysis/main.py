@@ -1,0 +1,223 @@
+"""``analyze.py``: judge every selection method's ranking against the fine-tuning ground truth.
+
+Two modes, one report (see :mod:`analysis.report` for the files and their columns):
+
+- **benchmark outputs** (default): reads ``<paths.out_dir>/finetune_gt.parquet`` (runs or ground
+  truth; also ``finetune_runs.parquet``), the scores ``<paths.selection_dir>/<target>/shots=<k>/
+  <method>.parquet`` and ``<paths.zoo_dir>/manifest.csv``; writes ``<paths.reports_dir>/<name>/``.
+  Partial sweeps are fine: what cannot be judged is left out and listed under "Data notes".
+- **results you bring**: ``python analyze.py gt=GT.csv scores=SCORES.csv out=DIR [baseline=ENTRY]``
+  with ``gt`` columns target, entry, acc (optional shots, seconds) and ``scores`` columns target,
+  entry, method, score (optional shots, seconds); writes the report into ``DIR``. Checked strictly:
+  a bad table stops the analysis with a message naming the rows and columns (exit status 2).
+
+Config keys read (all optional except where noted): name; gt, scores, out, baseline (bring-your-own);
+analysis.{baseline, topk, bootstrap, seed, strict, cost_topk, spread_points, methods};
+paths.{out_dir (benchmark mode), finetune_dir, selection_dir, reports_dir, zoo_dir};
+logger.{type (csv|wandb|none), project, mode, entity, group}.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from analysis.report import compute_analysis, source_tables_section, write_report
+from analysis.tables import (
+    SHOTS_UNSPECIFIED,
+    expert_types,
+    ground_truth,
+    load_ground_truth,
+    load_manifest,
+    load_scores,
+    normalize_ground_truth,
+)
+from analysis.validate import (
+    InputTableError,
+    check_baseline,
+    check_gt,
+    check_runs,
+    check_scores,
+    harmonize_shots,
+    read_table,
+    reconcile,
+)
+from zoo.io import git_revision
+
+LOGGER_TYPES = ("csv", "wandb", "none")
+
+
+def _get(cfg: DictConfig, key: str, default: Any = None) -> Any:
+    value = OmegaConf.select(cfg, key, default=default)
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return default if value is None else value
+
+
+def _abs(path: Any) -> Path | None:
+    """An absolute path (relative to where the command was launched, also under Hydra)."""
+    if path in (None, ""):
+        return None
+    from hydra.utils import to_absolute_path
+
+    return Path(to_absolute_path(str(Path(str(path)).expanduser())))
+
+
+def load_byo(gt_path: Path, scores_path: Path, baseline: str | None):
+    """Read and strictly check a ground truth and scores table a user brings.
+
+    The gt table may also be a table of runs (target, [shots,] entry, lr, seed, test_acc): its
+    ground truth is then derived as in the benchmark. Returns (gt, scores).
+    """
+    gt_raw = read_table(gt_path, "gt")
+    scores_raw = read_table(scores_path, "scores")
+    if "acc" not in gt_raw.columns and {"lr", "seed", "test_acc"} <= set(gt_raw.columns):
+        gt_raw, scores_raw = harmonize_shots(gt_raw, scores_raw, SHOTS_UNSPECIFIED)
+        gt = check_runs(gt_raw, source=gt_path)
+    else:
+        gt, _ = check_gt(gt_raw, strict=True, source=gt_path)
+    scores, _ = check_scores(scores_raw, strict=True, source=scores_path)
+    # checked before a missing shots column is filled, so messages show only the user's columns
+    gt, scores = harmonize_shots(gt, scores, SHOTS_UNSPECIFIED)
+    gt = ground_truth(gt) if "test_acc" in gt.columns else normalize_ground_truth(gt)
+    if "seconds" not in scores.columns:
+        scores["seconds"] = float("nan")
+    gt, scores, _ = reconcile(gt, scores, strict=True)
+    check_baseline(gt, baseline, strict=True)
+    return gt, scores
+
+
+def load_benchmark(out_dir: Path, selection_dir: Path, baseline: str | None, strict: bool):
+    """The benchmark's own tables, checked leniently unless ``strict``. Returns (gt, scores, notes)."""
+    gt = load_ground_truth(out_dir)
+    gt, notes = check_gt(gt, strict=strict)
+    scores, more = check_scores(load_scores(selection_dir), strict=strict)
+    notes += more
+    gt, scores, more = reconcile(gt, scores, strict=strict)
+    notes += more
+    notes += check_baseline(gt, baseline, strict=strict)
+    return gt, scores, notes
+
+
+def run_analysis(cfg: DictConfig) -> Path:
+    """Run one analysis from a composed config; returns the path of report.md."""
+    name = str(_get(cfg, "name", "analysis"))
+    gt_path, scores_path = _abs(_get(cfg, "gt")), _abs(_get(cfg, "scores"))
+    topk = int(_get(cfg, "analysis.topk", 3))
+    n_boot = int(_get(cfg, "analysis.bootstrap", 1000))
+    seed = int(_get(cfg, "analysis.seed", 0))
+    cost_ks = [int(k) for k in _get(cfg, "analysis.cost_topk", [1, 3])]
+    spread = float(_get(cfg, "analysis.spread_points", 5.0))
+    methods = _get(cfg, "analysis.methods")
+    logger_type = str(_get(cfg, "logger.type", "csv"))
+    if logger_type not in LOGGER_TYPES:
+        raise ValueError(f"unknown logger.type {logger_type!r}; valid: {', '.join(LOGGER_TYPES)}")
+
+    reports_dir = _abs(_get(cfg, "paths.reports_dir"))
+    if gt_path or scores_path:
+        if not (gt_path and scores_path):
+            given = "gt" if gt_path else "scores"
+            raise InputTableError(
+                f"bring-your-own mode needs both gt=PATH and scores=PATH; only {given}= was given"
+            )
+        baseline = _get(cfg, "baseline") or None
+        report_dir = _abs(_get(cfg, "out")) or (reports_dir or Path("reports").resolve()) / name
+        gt, scores = load_byo(gt_path, scores_path, baseline)
+        notes: list[str] = []
+        inputs = {
+            "mode": "results brought by the user",
+            "gt": str(gt_path),
+            "scores": str(scores_path),
+        }
+        zoo_dir, log_dir, types = None, report_dir, {}
+    else:
+        out_dir = _abs(_get(cfg, "paths.out_dir"))
+        if out_dir is None:
+            raise ValueError(
+                "paths.out_dir is not set: give the benchmark's output folder, or gt=PATH scores=PATH"
+            )
+        selection_dir = _abs(_get(cfg, "paths.selection_dir")) or out_dir / "selection"
+        zoo_dir = _abs(_get(cfg, "paths.zoo_dir")) or out_dir / "zoo"
+        report_dir = (reports_dir or out_dir / "reports") / name
+        baseline = _get(cfg, "analysis.baseline") or None
+        strict = bool(_get(cfg, "analysis.strict", False))
+        gt, scores, notes = load_benchmark(out_dir, selection_dir, baseline, strict)
+        inputs = {
+            "mode": "benchmark outputs",
+            "out_dir": str(out_dir),
+            "scores": str(selection_dir),
+        }
+        log_dir, types = out_dir, expert_types(load_manifest(zoo_dir))
+    if methods:
+        known = sorted(scores["method"].unique())
+        unknown = sorted(set(methods) - set(known))
+        if unknown:
+            raise ValueError(
+                f"analysis.methods lists unknown methods {unknown}; scored methods: {known}"
+            )
+        scores = scores[scores["method"].isin(methods)]
+    inputs["git revision"] = git_revision()
+
+    analysis = compute_analysis(
+        gt,
+        scores,
+        name=name,
+        baseline=baseline,
+        topk=topk,
+        n_boot=n_boot,
+        seed=seed,
+        cost_ks=cost_ks,
+        expert_types=types,
+        notes=notes,
+        inputs=inputs,
+        spread_points=spread,
+    )
+    extra = []
+    if zoo_dir is not None:
+        try:
+            section = source_tables_section(zoo_dir, report_dir)
+        except (ValueError, OSError, KeyError) as e:
+            analysis.notes.append(f"source-accuracy tables could not be built from {zoo_dir}: {e}")
+            section = None
+        if section:
+            extra.append(section)
+    for note in analysis.notes:
+        print(f"note: {note}")
+    files = write_report(analysis, report_dir, extra_sections=extra)
+
+    if logger_type == "wandb":
+        from analysis.wandb_log import log_analysis
+
+        run_dir = log_analysis(
+            analysis,
+            files,
+            out_dir=log_dir,
+            project=_get(cfg, "logger.project", "zoobench"),
+            entity=_get(cfg, "logger.entity"),
+            group=_get(cfg, "logger.group"),
+            mode=_get(cfg, "logger.mode", "offline"),
+            config={
+                "name": name,
+                "baseline": baseline,
+                "topk": topk,
+                "bootstrap": n_boot,
+                "seed": seed,
+                **inputs,
+            },
+        )
+        if run_dir is not None:
+            print(f"wandb run: {run_dir} (offline runs: wandb sync {run_dir})")
+    return files["report"]
+
+
+def analyze_main(cfg: DictConfig) -> None:
+    """Entry point of ``analyze.py``: writes the report; bad input exits with status 2 and a message."""
+    try:
+        report = run_analysis(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"analyze: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"report: {report}")

@@ -1,0 +1,654 @@
+"""The analysis report: every table as CSV, summaries as Markdown, the figures, and report.md.
+
+:func:`compute_analysis` turns a checked ground truth and scores table into every derived table
+(an :class:`Analysis`); :func:`write_report` writes them under one folder:
+
+========================  ========================================================================
+file                      columns
+========================  ========================================================================
+metrics.csv               target, shots, method, metric, value (one row per target; see
+                          analysis.metrics for the metric names)
+summary.csv               shots, method, metric, mean, ci_low, ci_high, n_targets (means over
+                          targets with 95% percentile-bootstrap intervals)
+summary.md                the key summary metrics per method, as Markdown
+ground_truth.csv          target, shots, entry, acc, best_lr, seconds, n_runs
+entry_gains.csv           target, shots, entry, acc, reference, gain
+cost.csv                  target, shots, method, k, brute_force_seconds, selection_seconds,
+                          finetune_topk_seconds, total_seconds, cost_saved
+cost_summary.csv          shots, method, k, n_targets, brute_force_seconds, selection_seconds,
+                          finetune_topk_seconds, total_seconds, cost_saved
+domain_selection.csv      expert, expert_type, target, shots, method, n_domains, picked_domain,
+                          picked_acc, best_domain, best_acc, gap
+*.png                     the figures (analysis.figures)
+report.md                 findings, tables, figures and conventions tied together
+========================  ========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import figures
+from analysis.metrics import (
+    RANDOM_EXPECTED,
+    cost_summary,
+    cost_table,
+    metrics_table,
+    summarize,
+)
+from analysis.tables import (
+    baselines_table,
+    domain_selection,
+    entry_gains,
+    merge_tables,
+    sorted_shots,
+)
+from zoo.io import atomic_write, atomic_write_text
+
+#: a target whose entries spread by more than this many points makes selection matter
+SPREAD_POINTS = 5.0
+
+
+@dataclass
+class Analysis:
+    """Every table of one analysis (see the module docstring for their columns)."""
+
+    name: str
+    baseline: str | None
+    topk: int
+    cost_ks: tuple[int, ...]
+    gt: pd.DataFrame
+    merged: pd.DataFrame
+    metrics: pd.DataFrame
+    summary: pd.DataFrame
+    cost: pd.DataFrame
+    cost_summary: pd.DataFrame
+    entry_gains: pd.DataFrame
+    domain_selection: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
+    n_boot: int = 1000
+    spread_points: float = SPREAD_POINTS
+
+    @property
+    def has_cost(self) -> bool:
+        return bool(self.cost["cost_saved"].notna().any()) if not self.cost.empty else False
+
+
+def compute_analysis(
+    gt: pd.DataFrame,
+    scores: pd.DataFrame,
+    *,
+    name: str,
+    baseline: str | None = None,
+    topk: int = 3,
+    n_boot: int = 1000,
+    seed: int = 0,
+    cost_ks: Sequence[int] = (1, 3),
+    expert_types: dict[str, str] | None = None,
+    notes: Sequence[str] = (),
+    inputs: dict[str, str] | None = None,
+    spread_points: float = SPREAD_POINTS,
+) -> Analysis:
+    """Every derived table from a checked ground truth (target, shots, entry, acc, seconds, ...)
+    and scores table (target, shots, method, entry, score, seconds)."""
+    if int(topk) != topk or topk < 1:
+        raise ValueError(f"analysis.topk must be a positive integer; got {topk!r}")
+    if int(n_boot) != n_boot or n_boot < 0:
+        raise ValueError(f"analysis.bootstrap must be an integer >= 0; got {n_boot!r}")
+    cost_ks = tuple(sorted({int(k) for k in cost_ks}))
+    if not cost_ks or min(cost_ks) < 1:
+        raise ValueError(f"analysis.cost_topk must list positive integers; got {cost_ks!r}")
+    merged = merge_tables(gt, scores)
+    if merged.empty:
+        raise ValueError("no entry has both a score and a ground-truth accuracy: nothing to judge")
+    baselines = baselines_table(gt, baseline)
+    metrics = metrics_table(merged, baselines, topk)
+    cost = cost_table(merged, cost_ks)
+    saved = cost.dropna(subset=["cost_saved"])
+    if not saved.empty:
+        rows = saved.assign(
+            metric="cost_saved_top" + saved["k"].astype(str), value=saved["cost_saved"]
+        )
+        metrics = pd.concat(
+            [metrics, rows[["target", "shots", "method", "metric", "value"]]], ignore_index=True
+        )
+    summary = summarize(metrics[metrics["metric"] != "n_entries"], n_boot=n_boot, seed=seed)
+    return Analysis(
+        name=name,
+        baseline=baseline or None,
+        topk=int(topk),
+        cost_ks=cost_ks,
+        gt=gt,
+        merged=merged,
+        metrics=metrics,
+        summary=summary,
+        cost=cost,
+        cost_summary=cost_summary(cost),
+        entry_gains=entry_gains(gt, baseline),
+        domain_selection=domain_selection(merged, expert_types),
+        notes=list(notes),
+        inputs=dict(inputs or {}),
+        n_boot=int(n_boot),
+        spread_points=float(spread_points),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# formatting
+
+
+def _num(value: float, digits: int = 2, sign: bool = False) -> str:
+    """``digits`` < 0 formats a fraction as a percentage with -digits - 1 decimals."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if digits < 0:
+        return f"{100 * value:.{-digits - 1}f}%"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _with_ci(row: pd.Series | None, digits: int = 2, sign: bool = False) -> str:
+    if row is None:
+        return "n/a"
+    text = _num(row["mean"], digits, sign)
+    if (
+        np.isfinite(row["ci_low"])
+        and np.isfinite(row["ci_high"])
+        and row["ci_low"] != row["ci_high"]
+    ):
+        text += f" [{_num(row['ci_low'], digits, sign)}, {_num(row['ci_high'], digits, sign)}]"
+    return text
+
+
+def _seconds(value: float) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    if value >= 3 * 3600:
+        return f"{value / 3600:.2f} h"
+    if value >= 180:
+        return f"{value / 60:.1f} min"
+    return f"{value:.1f} s"
+
+
+def _percent(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
+
+    def cell(v: object) -> str:
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _gain_metric(a: Analysis, k: int) -> str:
+    return f"top{k}_gain" if a.baseline else f"top{k}_acc"
+
+
+def summary_columns(a: Analysis) -> list[tuple[str, str, int, bool]]:
+    """(metric, header, digits, signed) of the columns of the Markdown summary."""
+    unit = "gain" if a.baseline else "acc"
+    cols = [(_gain_metric(a, 1), f"top-1 {unit}", 2, bool(a.baseline))]
+    if a.topk >= 3:
+        cols.append((_gain_metric(a, 3), f"top-3 {unit}", 2, bool(a.baseline)))
+    cols += [
+        ("trials_to_best", "trials-to-best", 2, False),
+        ("spearman", "Spearman", 3, False),
+        ("wtau", "weighted tau", 3, False),
+    ]
+    if a.has_cost:
+        cols += [(f"cost_saved_top{k}", f"cost saved (top-{k})", -2, False) for k in a.cost_ks]
+    return cols
+
+
+def summary_markdown(a: Analysis, shots: str) -> str:
+    s = a.summary[a.summary["shots"] == shots].set_index(["method", "metric"])
+    methods = figures.method_order(s.index.get_level_values("method").unique())
+    cols = summary_columns(a)
+    rows = []
+    for m in methods:
+        n = a.metrics[(a.metrics["shots"] == shots) & (a.metrics["method"] == m)][
+            "target"
+        ].nunique()
+        cells = [m, str(n)]
+        for metric, _, digits, signed in cols:
+            row = s.loc[(m, metric)] if (m, metric) in s.index else None
+            cells.append(_with_ci(row, digits, signed))
+        rows.append(cells)
+    return markdown_table(["method", "targets", *[h for _, h, _, _ in cols]], rows)
+
+
+def cost_markdown(a: Analysis, shots: str) -> str:
+    c = a.cost_summary[a.cost_summary["shots"] == shots]
+    methods = figures.method_order(c["method"].unique())
+    header = ["method", "brute force", "selection"]
+    for k in a.cost_ks:
+        header += [f"fine-tune top-{k}", f"saved (top-{k})"]
+    rows = []
+    for m in methods:
+        cm = c[c["method"] == m].set_index("k")
+        first = cm.iloc[0]
+        cells = [m, _seconds(first["brute_force_seconds"]), _seconds(first["selection_seconds"])]
+        for k in a.cost_ks:
+            cells += [_seconds(cm.at[k, "finetune_topk_seconds"]), _percent(cm.at[k, "cost_saved"])]
+        rows.append(cells)
+    return markdown_table(header, rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# findings
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _ranked(s: pd.DataFrame, metric: str) -> pd.DataFrame:
+    t = s[(s["metric"] == metric) & (s["method"] != RANDOM_EXPECTED)].dropna(subset=["mean"])
+    lower = metric == "trials_to_best"
+    return t.sort_values(["mean", "method"], ascending=[lower, True], ignore_index=True)
+
+
+def _best_clause(s: pd.DataFrame, metric: str, label: str, digits: int, sign: bool) -> str | None:
+    t = _ranked(s, metric)
+    if t.empty:
+        return None
+    best = t.iloc[0]
+    tied = t[np.isclose(t["mean"], best["mean"], rtol=0, atol=1e-12)]["method"].tolist()
+    who = " and ".join(tied) if len(tied) > 1 else best["method"]
+    clause = f"by {label} is {who} ({_with_ci(best, digits, sign)})"
+    if len(t) > len(tied):
+        runner = t.iloc[len(tied)]
+        inside = (
+            np.isfinite(best["ci_low"])
+            and best["ci_low"] <= runner["mean"] <= best["ci_high"]
+            and best["ci_low"] != best["ci_high"]
+        )
+        if inside:
+            clause += f", though runner-up {runner['method']} ({_num(runner['mean'], digits, sign)}) is inside that interval"
+    return clause
+
+
+def _random_clause(s: pd.DataFrame, a: Analysis) -> str | None:
+    r = s[s["method"] == RANDOM_EXPECTED].set_index("metric")["mean"]
+    parts = []
+    g1 = _gain_metric(a, 1)
+    if g1 in r:
+        parts.append(
+            f"top-1 {'gain' if a.baseline else 'accuracy'} {_num(r[g1], 2, bool(a.baseline))}"
+        )
+    if "trials_to_best" in r:
+        parts.append(f"trials-to-best {_num(r['trials_to_best'])}")
+    if not parts:
+        return None
+    text = "random selection would reach " + " and ".join(parts) + " in expectation"
+    if "best_gain" in r:
+        text += f", an oracle a gain of {_num(r['best_gain'], 2, True)} (the best entry per target)"
+    return text
+
+
+def _spread_sentence(gt: pd.DataFrame, threshold: float) -> str:
+    spread = gt.groupby("target")["acc"].agg(lambda v: v.max() - v.min())
+    wide = spread[spread > threshold]
+    text = (
+        f"{len(wide)} of {_plural(len(spread), 'target')} "
+        f"{'has' if len(spread) == 1 else 'have'} more than {threshold:g} points between "
+        "the best and the worst entry"
+    )
+    if len(spread):
+        top = spread.idxmax()
+        text += f" (largest spread: {top}, {spread[top]:.1f} points)"
+    return text
+
+
+def _best_entry_sentence(gt: pd.DataFrame, baseline: str | None) -> str:
+    best = gt.loc[gt.groupby("target")["acc"].idxmax(), ["target", "entry"]]
+    mapping = ", ".join(f"{t}: {e}" for t, e in zip(best["target"], best["entry"]))
+    distinct = best["entry"].nunique()
+    if len(best) == 1:
+        text = f"the best entry is {best['entry'].iloc[0]}"
+    elif distinct == 1:
+        text = (
+            f"the same entry ({best['entry'].iloc[0]}) is best for every target, so a fixed choice "
+            "would do as well as any selection method here"
+        )
+    else:
+        text = (
+            f"the best entry differs across targets ({distinct} distinct best entries for "
+            f"{len(best)} targets: {mapping})"
+        )
+    if baseline:
+        wins = int((best["entry"] == baseline).sum())
+        text += f"; the baseline {baseline} is the best entry for {wins} of {_plural(len(best), 'target')}"
+    return text
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _lfc_sentence(s: pd.DataFrame, a: Analysis) -> str:
+    """Where LFC (the paper's score) and its centred variant stand among the scored methods."""
+    methods = sorted(set(s["method"]) - {RANDOM_EXPECTED})
+    present = [m for m in ("lfc", "lfc_centered") if m in methods]
+    if not present:
+        return "LFC was not among the scored methods"
+    return "; ".join(_standing(s, a, m, len(methods)) for m in present)
+
+
+def _standing(s: pd.DataFrame, a: Analysis, method: str, n_methods: int) -> str:
+    label_of = {"lfc": "LFC", "lfc_centered": "centred LFC"}
+    parts = []
+    for metric, label in (
+        (_gain_metric(a, 1), "top-1 " + ("gain" if a.baseline else "accuracy")),
+        ("trials_to_best", "trials-to-best"),
+        ("spearman", "Spearman"),
+    ):
+        t = _ranked(s, metric)
+        if method in set(t["method"]):
+            value = float(t.loc[t["method"] == method, "mean"].iloc[0])
+            rank = 1 + int(
+                (t["mean"] < value - 1e-12).sum()
+                if metric == "trials_to_best"
+                else (t["mean"] > value + 1e-12).sum()
+            )
+            parts.append(f"{_ordinal(rank)} by {label}")
+    name = label_of[method]
+    if not parts:
+        return f"{name} has no defined metric here"
+    return f"{name} ranks {', '.join(parts)} of {_plural(n_methods, 'method')}"
+
+
+def _cost_sentence(a: Analysis, shots: str) -> str | None:
+    if not a.has_cost:
+        return None
+    c = a.cost_summary[
+        (a.cost_summary["shots"] == shots) & (a.cost_summary["method"] != RANDOM_EXPECTED)
+    ]
+    k = max(a.cost_ks)
+    c = c[c["k"] == k].dropna(subset=["cost_saved"])
+    if c.empty:
+        return None
+    lo, hi = c.loc[c["cost_saved"].idxmin()], c.loc[c["cost_saved"].idxmax()]
+    if len(c) == 1:
+        return (
+            f"selection plus fine-tuning the top-{k} saves {_percent(lo['cost_saved'])} "
+            f"({lo['method']}) of the {_seconds(lo['brute_force_seconds'])} of brute-force "
+            "fine-tuning"
+        )
+    return (
+        f"selection plus fine-tuning the top-{k} saves between {_percent(lo['cost_saved'])} "
+        f"({lo['method']}) and {_percent(hi['cost_saved'])} ({hi['method']}) of the "
+        f"{_seconds(lo['brute_force_seconds'])} of brute-force fine-tuning"
+    )
+
+
+def findings(a: Analysis) -> str:
+    """One paragraph of plain findings computed from the numbers (see report.md)."""
+    shots_values = sorted_shots(a.summary["shots"].unique())
+    sentences = []
+    for shots in shots_values:
+        s = a.summary[a.summary["shots"] == shots]
+        judged = a.merged[["target", "shots"]].drop_duplicates()
+        gt = a.gt.merge(judged, on=["target", "shots"])
+        gt = gt[gt["shots"] == shots]
+        n_targets = a.metrics[a.metrics["shots"] == shots]["target"].nunique()
+        prefix = f"At shots={shots}, over the" if len(shots_values) > 1 else "Over the"
+        unit = "gain" if a.baseline else "accuracy"
+        clauses = [
+            _best_clause(s, _gain_metric(a, 1), f"top-1 {unit}", 2, bool(a.baseline)),
+            _best_clause(s, _gain_metric(a, 3), f"top-3 {unit}", 2, bool(a.baseline))
+            if a.topk >= 3
+            else None,
+            _best_clause(s, "trials_to_best", "trials-to-best", 2, False),
+            _best_clause(s, "spearman", "Spearman", 3, False),
+            _best_clause(s, "wtau", "weighted tau", 3, False),
+        ]
+        clauses = [c for c in clauses if c]
+        text = (
+            f"{prefix} {n_targets} judged target{'s' if n_targets != 1 else ''}, the best method "
+            + "; ".join(clauses)
+            + "."
+        )
+        extra = [
+            _random_clause(s, a),
+            _spread_sentence(gt, a.spread_points),
+            _best_entry_sentence(gt, a.baseline),
+            _lfc_sentence(s, a),
+            _cost_sentence(a, shots),
+        ]
+        text += " " + " ".join(e[0].upper() + e[1:] + "." for e in extra if e)
+        if n_targets < 3:
+            text += f" With only {n_targets} target{'s' if n_targets != 1 else ''}, these rankings are anecdotal."
+        sentences.append(text)
+    return " ".join(sentences)
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g"))
+
+
+def write_figures(a: Analysis, report_dir: Path) -> dict[str, Path]:
+    """Every figure that has data; returns {figure name: path}."""
+    out: dict[str, Path | None] = {}
+    ks = [k for k in (1, 3) if k <= a.topk]
+    for shots in sorted_shots(a.metrics["shots"].unique()):
+        out[f"gain_heatmap_{shots}"] = figures.gain_heatmap(
+            a.metrics, shots, ks, report_dir / f"gain_heatmap_shots={shots}.png"
+        )
+    out["method_bars"] = figures.method_bars(a.summary, report_dir / "trials_spearman_bars.png")
+    out["finetune_gain"] = figures.finetune_gain_heatmap(
+        a.entry_gains, report_dir / "finetune_gain.png"
+    )
+    out["accuracy_vs_shots"] = figures.accuracy_vs_shots(
+        a.gt, a.baseline, report_dir / "accuracy_vs_shots.png"
+    )
+    for expert in sorted(a.domain_selection["expert"].unique()):
+        out[f"domain_selection_{expert}"] = figures.domain_selection_figure(
+            a.domain_selection, expert, report_dir / f"domain_selection_{expert}.png"
+        )
+    out["cost_bars"] = figures.cost_bars(a.cost_summary, report_dir / "cost_bars.png")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+CONVENTIONS = """\
+- **top-k gain**: best fine-tuning accuracy among the k best-scored entries minus the baseline
+  entry's accuracy (points); **best gain**: the same over all entries (an oracle). Without a baseline
+  the tables show **top-k acc** instead; **regret@k** = best accuracy minus top-k accuracy.
+- **trials-to-best**: 1-based position, in score order, of the first entry reaching the best
+  accuracy. Entries with equal scores are ordered worst-accuracy-first (ties never help a method);
+  the same order defines the top-k.
+- **random_expected**: the exact expectation of each metric under a uniformly random order: top-k
+  accuracy E = sum_i a_(i) C(i-1, k-1) / C(n, k) over the increasingly sorted accuracies,
+  trials-to-best (n + 1) / (m + 1) with m entries tied at the best accuracy, correlations 0.
+- **Spearman / Pearson / Kendall (tau-b)** from scipy.stats between scores and accuracies;
+  **weighted tau** = `scipy.stats.weightedtau(score, acc)` (scipy's default, the average of both
+  lexicographic orders, hyperbolic weights; LogME / SFDA convention); `wtau_gt` in metrics.csv =
+  `weightedtau(acc, score, rank=None)` (weights from the ground-truth order; Model Spider
+  convention). A cell with one entry, constant scores or constant accuracies has no correlation
+  (NaN, shown n/a).
+- **top1_rel_acc** = accuracy of the top-1 entry / best accuracy.
+- **Means over targets** with 95% percentile-bootstrap intervals over targets ({n_boot} resamples,
+  seeded); an interval is omitted when there is one target.
+- **Cost**: brute force = seconds of every fine-tuning run (lr grid x seeds) of every entry;
+  selection = the method's seconds over all entries (its share of feature extraction included);
+  cost saved = 1 - (selection + fine-tuning the top-k entries' grids) / brute force.
+"""
+
+
+def write_report(
+    a: Analysis,
+    report_dir: str | Path,
+    *,
+    extra_sections: Sequence[tuple[str, str]] = (),
+) -> dict[str, Path]:
+    """Write every table, figure and report.md under ``report_dir``; returns {name: path}.
+
+    ``extra_sections``: (title, Markdown body) pairs appended before the conventions (e.g. the
+    source-accuracy tables).
+    """
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {
+        "metrics": _write_csv(a.metrics, report_dir / "metrics.csv"),
+        "summary": _write_csv(a.summary, report_dir / "summary.csv"),
+        "ground_truth": _write_csv(a.gt, report_dir / "ground_truth.csv"),
+        "entry_gains": _write_csv(a.entry_gains, report_dir / "entry_gains.csv"),
+    }
+    if a.has_cost:
+        files["cost"] = _write_csv(a.cost, report_dir / "cost.csv")
+        files["cost_summary"] = _write_csv(a.cost_summary, report_dir / "cost_summary.csv")
+    if not a.domain_selection.empty:
+        files["domain_selection"] = _write_csv(
+            a.domain_selection, report_dir / "domain_selection.csv"
+        )
+    shots_values = sorted_shots(a.summary["shots"].unique())
+    summary_md = "\n\n".join(
+        f"### shots = {shots}\n\n{summary_markdown(a, shots)}" for shots in shots_values
+    )
+    files["summary_md"] = atomic_write_text(
+        report_dir / "summary.md",
+        f"# {a.name}: mean over targets [95% bootstrap interval]\n\n{summary_md}\n",
+    )
+    figs = write_figures(a, report_dir)
+    files.update({f"figure:{k}": v for k, v in figs.items()})
+    files["report"] = atomic_write_text(
+        report_dir / "report.md", report_markdown(a, summary_md, figs, extra_sections)
+    )
+    return files
+
+
+def _figure(figs: dict[str, Path], key: str, caption: str) -> str:
+    return f"![{caption}]({figs[key].name})\n\n*{caption}*\n\n" if key in figs else ""
+
+
+def report_markdown(
+    a: Analysis,
+    summary_md: str,
+    figs: dict[str, Path],
+    extra_sections: Sequence[tuple[str, str]] = (),
+) -> str:
+    methods = figures.method_order(a.merged["method"].unique())
+    shots_values = sorted_shots(a.summary["shots"].unique())
+    targets = sorted(a.merged["target"].unique())
+    parts = [f"# zoobench report: {a.name}\n"]
+    facts = [
+        *(f"- {k}: `{v}`" for k, v in a.inputs.items()),
+        f"- targets ({len(targets)}): {', '.join(targets)}",
+        f"- shots: {', '.join(shots_values)}",
+        f"- entries ranked: {a.merged['entry'].nunique()}",
+        f"- methods ({len(methods)}): {', '.join(methods)} (plus `{RANDOM_EXPECTED}`: Random's exact expectation)",
+        f"- baseline: `{a.baseline}`"
+        if a.baseline
+        else "- baseline: none (gain metrics are replaced by accuracies)",
+    ]
+    parts.append("\n".join(facts) + "\n")
+    parts.append("## Findings\n\n" + findings(a) + "\n")
+    parts.append("## Summary (mean over targets [95% bootstrap interval])\n\n" + summary_md + "\n")
+    parts.append(
+        "Per-target values of every metric (also `pearson`, `kendall`, `wtau_gt`, `top1_rel_acc`, "
+        "`regret_at_k`, `best_gain`) are in `metrics.csv`; the means of all of them in `summary.csv`.\n"
+    )
+    ks = [k for k in (1, 3) if k <= a.topk]
+    heat = "".join(
+        _figure(
+            figs,
+            f"gain_heatmap_{s}",
+            f"top-{'/'.join(map(str, ks))} selection per target and method, shots={s}",
+        )
+        for s in shots_values
+    )
+    parts.append("## Selection per target\n\n" + heat)
+    parts.append(
+        "## Trials-to-best and rank correlation\n\n"
+        + _figure(
+            figs, "method_bars", "mean trials-to-best and Spearman rho over targets, 95% intervals"
+        )
+    )
+    parts.append(
+        "## Fine-tuning accuracy of the zoo\n\n"
+        + _figure(figs, "finetune_gain", "fine-tuning accuracy of each entry minus the reference")
+        + _figure(figs, "accuracy_vs_shots", "best entry of the zoo vs the baseline, by shots")
+    )
+    if a.has_cost:
+        cost_md = "\n\n".join(f"### shots = {s}\n\n{cost_markdown(a, s)}" for s in shots_values)
+        parts.append(
+            "## Cost (totals over targets)\n\n"
+            + cost_md
+            + "\n\n"
+            + _figure(
+                figs, "cost_bars", "brute-force fine-tuning vs selection + fine-tuning the top-k"
+            )
+        )
+    else:
+        parts.append("## Cost\n\nNo fine-tuning or selection seconds were given: no cost table.\n")
+    if not a.domain_selection.empty:
+        d = a.domain_selection
+        rows = []
+        for (expert, method), g in d.groupby(["expert", "method"], sort=True):
+            hits = int((g["picked_domain"] == g["best_domain"]).sum())
+            rows.append(
+                [
+                    expert,
+                    method,
+                    f"{hits} of {len(g)}" if method != RANDOM_EXPECTED else "-",
+                    _num(g["gap"].mean(), 2, True),
+                ]
+            )
+        body = markdown_table(["expert", "method", "best domain picked", "mean gap (points)"], rows)
+        figs_md = "".join(
+            _figure(figs, f"domain_selection_{e}", f"domain picked per target for {e}")
+            for e in sorted(d["expert"].unique())
+        )
+        parts.append(
+            "## Domain selection for multi-domain experts\n\nEach method's top-scored domain of the "
+            "expert vs the domain with the best fine-tuning accuracy (`domain_selection.csv`).\n\n"
+            + body
+            + "\n\n"
+            + figs_md
+        )
+    for title, body in extra_sections:
+        parts.append(f"## {title}\n\n{body}\n")
+    if a.notes:
+        parts.append("## Data notes\n\n" + "\n".join(f"- {n}" for n in a.notes) + "\n")
+    parts.append("## Conventions\n\n" + CONVENTIONS.format(n_boot=a.n_boot))
+    return "\n".join(parts)
+
+
+def source_tables_section(zoo_dir: str | Path, report_dir: str | Path) -> tuple[str, str] | None:
+    """The source-accuracy tables of the zoo (analysis.source_tables), when that module and a zoo
+    manifest exist; None otherwise. Markdown tables are inlined, other files linked."""
+    manifest = Path(zoo_dir) / "manifest.csv"
+    if not manifest.is_file():
+        return None
+    try:
+        from analysis.source_tables import source_accuracy_tables
+    except ModuleNotFoundError as e:
+        if e.name != "analysis.source_tables":
+            raise
+        return None
+    Path(report_dir).mkdir(parents=True, exist_ok=True)
+    paths = source_accuracy_tables(zoo_dir, report_dir)
+    body = []
+    for label, path in sorted(paths.items()):
+        path = Path(path)
+        if path.suffix == ".md" and path.is_file():
+            body.append(f"### {label}\n\n{path.read_text(encoding='utf-8').strip()}\n")
+        else:
+            rel = path.name if path.parent == Path(report_dir) else str(path)
+            body.append(f"- {label}: [{path.name}]({rel})")
+    return ("Source accuracy of the zoo", "\n".join(body)) if body else None

@@ -1,0 +1,100 @@
+"""A wandb dashboard of one analysis: the metrics as a Table, the figures as Images, summary values.
+
+wandb is a view, never the record: the report folder's CSV files are the results. One run per
+analysis, ``job_type="analysis"``, in the configured project and group, so it sits next to the
+sweep's fine-tuning runs of the same group.
+
+Offline by default: ``logger.mode`` defaults to ``offline`` and the ``WANDB_MODE`` environment
+variable, when set, takes precedence. Offline runs are written under ``<out_dir>/wandb/``; upload
+them later from a machine with network access with::
+
+    wandb sync <out_dir>/wandb/offline-run-*
+
+(``wandb sync --sync-all`` inside ``<out_dir>`` does the same for every unsynced run.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from analysis.metrics import RANDOM_EXPECTED
+
+MODES = ("online", "offline", "disabled")
+
+
+def resolve_mode(configured: str | None) -> str:
+    """``WANDB_MODE`` if set, else the configured mode, else ``offline``; checked against MODES."""
+    mode = os.environ.get("WANDB_MODE") or configured or "offline"
+    mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
+    if mode not in MODES:
+        raise ValueError(f"invalid wandb mode {mode!r}; valid: {', '.join(MODES)}")
+    return mode
+
+
+def summary_values(summary) -> dict[str, float]:
+    """``{"<shots>/<method>/<metric>": mean}`` for every finite mean of the summary table."""
+    rows = summary.dropna(subset=["mean"])
+    return {
+        f"shots={s}/{m}/{metric}": float(v)
+        for s, m, metric, v in zip(rows["shots"], rows["method"], rows["metric"], rows["mean"])
+    }
+
+
+def log_analysis(
+    analysis,
+    files: Mapping[str, Path],
+    *,
+    out_dir: str | Path,
+    project: str = "zoobench",
+    entity: str | None = None,
+    group: str | None = None,
+    mode: str | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Path | None:
+    """Log one analysis (an :class:`analysis.report.Analysis`) and the written ``files`` to wandb.
+
+    Returns the run's local folder (None when disabled). ``wandb.finish()`` is always called, also
+    when logging fails.
+    """
+    import wandb
+
+    mode = resolve_mode(mode)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(
+        project=project or "zoobench",
+        entity=entity or None,
+        group=group or None,
+        job_type="analysis",
+        name=f"analysis-{analysis.name}",
+        dir=str(out_dir),
+        mode=mode,
+        config=dict(config or {}),
+        # an analysis is seconds of pandas: system metrics and console capture add nothing
+        settings=wandb.Settings(console="off", x_disable_stats=True),
+    )
+    try:
+        payload: dict[str, Any] = {
+            "metrics": wandb.Table(dataframe=analysis.metrics.astype({"value": "float64"})),
+            "summary": wandb.Table(dataframe=analysis.summary),
+        }
+        if analysis.has_cost:
+            payload["cost_summary"] = wandb.Table(dataframe=analysis.cost_summary)
+        if not analysis.domain_selection.empty:
+            payload["domain_selection"] = wandb.Table(dataframe=analysis.domain_selection)
+        for key, path in files.items():
+            if key.startswith("figure:"):
+                payload[key.replace(":", "/")] = wandb.Image(str(path))
+        run.log(payload)
+        run.summary.update(summary_values(analysis.summary))
+        run.summary["methods"] = sorted(
+            m for m in analysis.merged["method"].unique() if m != RANDOM_EXPECTED
+        )
+        run.summary["report"] = str(files.get("report", ""))
+        run_dir = Path(run.dir).parent if mode != "disabled" else None
+    finally:
+        wandb.finish()
+    return run_dir
