@@ -10,7 +10,7 @@ import pytest
 import yaml
 from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from tests.conftest import CONFIG_DIR, ROOT, compose
 
@@ -55,10 +55,13 @@ def _targets(node, found: list) -> list:
 
 @pytest.mark.parametrize(("config_name", "group", "option"), CASES)
 def test_every_option_composes_and_instantiates(config_name, group, option, tmp_path):
-    cfg = compose(config_name, [f"{group}={option}", f"paths.out_dir={tmp_path}"], hydra_config=True)
+    cfg = compose(
+        config_name, [f"{group}={option}", f"paths.out_dir={tmp_path}"], hydra_config=True
+    )
     launcher = cfg.hydra.launcher
     assert get_class(launcher._target_) is not None
-    del cfg["hydra"]
+    with open_dict(cfg):
+        del cfg["hydra"]
     OmegaConf.resolve(cfg)
     for node in _targets(cfg, []):
         assert instantiate(node) is not None
@@ -66,8 +69,22 @@ def test_every_option_composes_and_instantiates(config_name, group, option, tmp_
 
 def test_every_group_of_the_design_exists():
     groups = {p.name for p in CONFIG_DIR.iterdir() if p.is_dir()}
-    design = {"dataset", "target", "arch", "expert", "method", "zoo", "sweep", "trainer", "logger",
-              "launcher", "paths", "experiment", "local", "benchmark"}
+    design = {
+        "dataset",
+        "target",
+        "arch",
+        "expert",
+        "method",
+        "zoo",
+        "sweep",
+        "trainer",
+        "logger",
+        "launcher",
+        "paths",
+        "experiment",
+        "local",
+        "benchmark",
+    }
     assert design <= groups, sorted(design - groups)
 
 
@@ -86,7 +103,10 @@ def test_entry_point_prints_its_composed_config(command):
     )
     assert out.returncode == 0, out.stderr
     cfg = yaml.safe_load(out.stdout)
-    assert cfg["paths"]["out_dir"].endswith(cfg["benchmark"]["name"]) or "${" in cfg["paths"]["out_dir"]
+    assert (
+        cfg["paths"]["out_dir"].endswith(cfg["benchmark"]["name"])
+        or "${" in cfg["paths"]["out_dir"]
+    )
     if "target=dtd" in command:
         assert cfg["target"]["name"] == "dtd" and cfg["shots"] == 20
 

@@ -1,0 +1,608 @@
+"""What selection scores read, extracted once per (entry, target, shots, seed) and cached on disk.
+
+For a zoo entry and a target this module computes, on the **selection samples** (the shots subset of
+the target's training split, then at most ``per_class`` images per class; never the test split):
+
+- ``features``: penultimate features (N, D) (``model.forward_features``) and source probabilities
+  (N, Cs) (softmax of the entry's own head; a multi-domain entry's head is its domain's), with the
+  samples' labels (N,) and their indices (N,) into the training split;
+- ``lgc``: the LGC gradient sketch (N, heads * dim) (:mod:`selection.sketch`);
+- ``probe``: RSA's probe features: a small network (``probe_arch``) trained briefly on the selection
+  samples, seeded, then its penultimate features of the same samples. One probe per (target, shots,
+  seed), shared by every entry.
+
+Features and sketches come from one pass over the images when both are missing (the sketch's
+forward pass yields the features); features alone run under ``torch.inference_mode``.
+
+Cache layout (under ``cache_dir``)::
+
+    <entry>/<target>/shots=<k>/seed=<s>/features.npz   features, probs, labels, indices
+    <entry>/<target>/shots=<k>/seed=<s>/lgc.npz        grads, labels, indices
+    _probe/<target>/shots=<k>/seed=<s>/probe.npz       features, labels, indices
+
+Each file also holds ``_meta``: a JSON string with the cache ``key`` (code version :data:`CODE_VERSION`,
+kind, entry, a fingerprint of the expert's card, target, shots, seed, per_class, selection seed and,
+per kind, the sketch or probe settings) and the ``seconds`` the extraction took. A file whose key
+differs from the current settings, or that cannot be read, is recomputed and rewritten (atomically);
+it never raises. ``seconds`` is the original extraction cost, reported again on a cache hit.
+
+Features and probabilities are stored as float32 (the model computes in float32) and returned as
+float64; sketches are stored and returned as float64. A cache hit returns exactly what the miss did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from selection.sketch import LGCSketcher
+from zoo.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: bump when anything changes what an extraction returns: every cache entry is then recomputed
+CODE_VERSION = 1
+KINDS = ("features", "lgc", "probe")
+_ARRAYS = {
+    "features": ("features", "probs", "labels", "indices"),
+    "lgc": ("grads", "labels", "indices"),
+    "probe": ("features", "labels", "indices"),
+}
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def resolve_device(accelerator: str = "auto") -> torch.device:
+    """``auto`` -> the CUDA device when there is one, else the CPU; ``gpu``/``cuda``/``mps``/``cpu`` as asked."""
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"unknown accelerator {accelerator!r}; known: {', '.join(ACCELERATORS)}")
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"accelerator={accelerator!r} but no CUDA device is available; use cpu or auto"
+            )
+        return torch.device("cuda")
+    if accelerator == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError("accelerator='mps' but MPS is not available; use cpu or auto")
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def format_shots(shots: int | str) -> str:
+    """``"full"`` or the positive integer k as a string (the ``shots=<k>`` folder name)."""
+    if isinstance(shots, str) and shots == "full":
+        return "full"
+    if isinstance(shots, str) and shots.isdigit():
+        shots = int(shots)
+    if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 1:
+        raise ValueError(f"shots must be 'full' or a positive integer; got {shots!r}")
+    return str(int(shots))
+
+
+def cache_path(
+    cache_dir: str | os.PathLike, entry: str, target: str, shots: int | str, seed: int, kind: str
+) -> Path:
+    """``<cache_dir>/<entry>/<target>/shots=<k>/seed=<s>/<kind>.npz`` (the probe: ``_probe/<target>/...``)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown extraction kind {kind!r}; known: {list(KINDS)}")
+    owner = "_probe" if kind == "probe" else entry
+    return (
+        Path(cache_dir)
+        / owner
+        / target
+        / f"shots={format_shots(shots)}"
+        / f"seed={int(seed)}"
+        / f"{kind}.npz"
+    )
+
+
+def read_cache(
+    path: Path, key: dict[str, Any], names: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], float] | None:
+    """The arrays ``names`` and the stored seconds of ``path`` when its key equals ``key``, else None.
+
+    A missing, corrupt or stale file gives None (and a log line): the caller recomputes.
+    """
+    if not path.is_file():
+        return None
+    try:
+        # our own file handle: np.load leaks the one it opens when the zip is damaged
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+            meta = json.loads(str(z["_meta"]))
+            if meta.get("key") != _normalise(key):
+                log.info("cache %s was made with other settings; recomputing", path)
+                return None
+            arrays = {n: z[n] for n in names}
+            seconds = float(meta["seconds"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
+        log.warning("cache %s is unreadable (%s); recomputing", path, e)
+        return None
+    lengths = {n: a.shape[0] if a.ndim else -1 for n, a in arrays.items()}
+    if len(set(lengths.values())) != 1:
+        log.warning("cache %s has arrays of different lengths %s; recomputing", path, lengths)
+        return None
+    return arrays, seconds
+
+
+def write_cache(
+    path: Path, key: dict[str, Any], arrays: dict[str, np.ndarray], seconds: float
+) -> None:
+    """Write ``arrays`` plus ``_meta`` (key, seconds) to ``path`` atomically."""
+    meta = json.dumps({"key": _normalise(key), "seconds": float(seconds)}, sort_keys=True)
+    # a file object: given a path, np.savez would append .npz to the temporary name
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, _meta=np.array(meta), **arrays)
+
+
+def _normalise(key: dict[str, Any]) -> dict[str, Any]:
+    # what the key looks like after a JSON round trip, so the comparison is exact
+    return json.loads(json.dumps(key, sort_keys=True, default=str))
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """Where things are and how to extract (``selection.*`` and ``paths.*`` of the config)."""
+
+    zoo_dir: Path
+    data_dir: Path
+    cache_dir: Path
+    per_class: int = 50
+    selection_seed: int = 0
+    batch_size: int = 256
+    heads: int = 4
+    dim: int = 64
+    accelerator: str = "auto"
+    cache: bool = True
+    # data-loading workers (0 = in the main process; mini datasets live in memory)
+    num_workers: int = 0
+    # RSA's probe network (the paper: a ResNet-18 with the fine-tuning recipe; here a short SGD run)
+    probe_arch: str = "resnet8"
+    probe_steps: int = 300
+    probe_lr: float = 0.05
+    probe_batch_size: int = 64
+    probe_weight_decay: float = 5e-4
+
+    def __post_init__(self) -> None:
+        for name in ("per_class", "batch_size", "heads", "dim", "probe_steps", "probe_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"selection setting {name} must be a positive integer; got {value!r}"
+                )
+        resolve_device(self.accelerator)
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> ExtractSettings:
+        """From a composed ``evaluate_selection`` config (paths resolved to absolute paths)."""
+        sel = cfg.selection
+        lgc = sel.get("lgc") or {}
+        probe = sel.get("probe") or {}
+        trainer = cfg.get("trainer") or {}
+        defaults = cls(Path("."), Path("."), Path("."))
+        return cls(
+            zoo_dir=Path(cfg.paths.zoo_dir).resolve(),
+            data_dir=Path(cfg.paths.data_dir).resolve(),
+            cache_dir=Path(cfg.paths.cache_dir).resolve(),
+            per_class=int(sel.get("per_class", defaults.per_class)),
+            selection_seed=int(sel.get("seed", defaults.selection_seed)),
+            batch_size=int(sel.get("batch_size", defaults.batch_size)),
+            heads=int(lgc.get("heads", defaults.heads)),
+            dim=int(lgc.get("dim", defaults.dim)),
+            accelerator=str(trainer.get("accelerator", "auto")),
+            cache=bool(sel.get("cache", True)),
+            num_workers=int(sel.get("num_workers", defaults.num_workers)),
+            probe_arch=str(probe.get("arch", defaults.probe_arch)),
+            probe_steps=int(probe.get("steps", defaults.probe_steps)),
+            probe_lr=float(probe.get("lr", defaults.probe_lr)),
+            probe_batch_size=int(probe.get("batch_size", defaults.probe_batch_size)),
+            probe_weight_decay=float(probe.get("weight_decay", defaults.probe_weight_decay)),
+        )
+
+
+@dataclass
+class Extraction:
+    """The inputs of the scores for one entry on one target's selection samples.
+
+    ``features`` (N, D), ``probs`` (N, Cs) and ``grads`` (N, heads * dim) are float64 (None when not
+    asked for); ``labels`` (N,) int64 target classes; ``indices`` (N,) int64 positions in the target's
+    training split. ``seconds`` maps each kind to its original extraction wall seconds (a features
+    pass alone, an LGC pass alone); ``cached`` says which kinds came from the cache.
+    """
+
+    entry: str
+    target: str
+    shots: str
+    seed: int
+    labels: np.ndarray
+    indices: np.ndarray
+    features: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    grads: np.ndarray | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    cached: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class Probe:
+    """RSA's probe features (N, D_probe) float64 on the selection samples, their labels and indices."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+    seconds: float
+    cached: bool
+
+
+# ---------------------------------------------------------------------------------------------------
+# the zoo and the data (separate functions, so tests can stand in small models and datasets)
+
+
+def _load_entry(entry_id: str, zoo_dir: Path) -> Any:
+    from zoo.store import load_entry
+
+    return load_entry(entry_id, zoo_dir)
+
+
+def _entry_fingerprint(entry_id: str, zoo_dir: Path) -> str:
+    """A hash of the expert's card file: a retrained expert gets a new card, so a new cache key."""
+    expert_id = entry_id.split("@", 1)[0]
+    card = Path(zoo_dir) / expert_id / "card.json"
+    if not card.is_file():
+        # let the store raise its own error (it lists the known entries)
+        _load_entry(entry_id, zoo_dir)
+        raise FileNotFoundError(f"zoo entry {entry_id!r} has no card at {card}")
+    return hashlib.sha256(card.read_bytes()).hexdigest()[:12]
+
+
+def _load_target(target: str, data_dir: Path, train: bool) -> Dataset:
+    from zoo.datasets import load_split
+
+    return load_split(target, "train", data_dir, train=train)
+
+
+def selection_subset(
+    labels: np.ndarray, shots: int | str, seed: int, per_class: int, selection_seed: int
+) -> np.ndarray:
+    """Sorted indices (N,) into the training split: the shots subset (seeded by ``seed``), then at most
+    ``per_class`` of it per class (seeded by ``selection_seed``)."""
+    from zoo.samplers import selection_indices, shot_indices
+
+    shot = np.asarray(shot_indices(labels, shots, seed), dtype=np.int64)
+    keep = np.asarray(selection_indices(labels[shot], per_class, selection_seed), dtype=np.int64)
+    return shot[keep]
+
+
+# ---------------------------------------------------------------------------------------------------
+# one pass of a model over images
+
+
+def _renormalise(
+    dataset: Dataset, entry: Any, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(scale, shift) mapping the dataset's normalisation to the entry's, or None when they agree."""
+    info = getattr(dataset, "info", None)
+    mean_e, std_e = getattr(entry, "mean", None), getattr(entry, "std", None)
+    if info is None or mean_e is None or std_e is None:
+        return None
+    mean_d, std_d = np.asarray(info.mean, float), np.asarray(info.std, float)
+    mean_e, std_e = np.asarray(mean_e, float), np.asarray(std_e, float)
+    if np.allclose(mean_d, mean_e) and np.allclose(std_d, std_e):
+        return None
+    # x_entry = (x_data * std_d + mean_d - mean_e) / std_e
+    scale = torch.tensor(std_d / std_e, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    shift = torch.tensor((mean_d - mean_e) / std_e, dtype=torch.float32, device=device).view(
+        1, 3, 1, 1
+    )
+    return scale, shift
+
+
+def run_model(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    *,
+    device: torch.device,
+    batch_size: int,
+    sketch: dict[str, Any] | None = None,
+    renorm: tuple[torch.Tensor, torch.Tensor] | None = None,
+    num_workers: int = 0,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Features (N, D) float32, source probabilities (N, Cs) float32 and, when ``sketch`` gives the
+    LGCSketcher arguments (heads, dim, seed), the sketch (N, heads * dim) float64 of every image.
+
+    Returns (arrays, seconds): seconds["features"] is the cost of the data loading and forward passes
+    (what a features-only pass costs), seconds["lgc"] the whole pass when sketching.
+    """
+    model = model.to(device).eval()
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    sketcher = LGCSketcher(model, **sketch) if sketch is not None else None
+    feats, probs, grads = [], [], []
+    start = time.perf_counter()
+    non_forward = 0.0  # sketching time, excluded from the features-only cost
+    for batch in loader:
+        x = batch[0] if isinstance(batch, tuple | list) else batch
+        x = x.to(device, non_blocking=True)
+        if renorm is not None:
+            x = x * renorm[0] + renorm[1]
+        if sketcher is None:
+            with torch.inference_mode():
+                phi = model.forward_features(x)
+                logits = model.head(phi)
+        else:
+            t0, f0 = time.perf_counter(), sketcher.forward_seconds
+            phi, g = sketcher(x)
+            grads.append(g.to("cpu", torch.float64).numpy())
+            with torch.inference_mode():
+                logits = model.head(phi)
+            non_forward += (time.perf_counter() - t0) - (sketcher.forward_seconds - f0)
+        feats.append(phi.float().cpu().numpy())
+        probs.append(torch.softmax(logits.double(), dim=1).float().cpu().numpy())
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    total = time.perf_counter() - start
+    if not feats:
+        raise ValueError("no images to extract: the selection subset is empty")
+    arrays = {"features": np.concatenate(feats), "probs": np.concatenate(probs)}
+    seconds = {"features": total - non_forward}
+    if sketcher is not None:
+        arrays["grads"] = np.concatenate(grads)
+        seconds["lgc"] = total
+    return arrays, seconds
+
+
+def train_probe(
+    train_set: Dataset,
+    eval_set: Dataset,
+    num_classes: int,
+    *,
+    arch: str,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+    seed: int,
+    device: torch.device,
+    eval_batch_size: int = 256,
+    num_workers: int = 0,
+) -> np.ndarray:
+    """Train ``arch`` from scratch on ``train_set`` (SGD, Nesterov momentum 0.9, cosine decay over
+    ``steps`` steps of ``batch_size`` images drawn with replacement, seeded) and return its
+    penultimate features (N, D) float32 of ``eval_set``."""
+    from zoo.models import create_model
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = create_model(arch, num_classes=num_classes).to(device).train()
+        gen = torch.Generator().manual_seed(seed)
+        sampler = RandomSampler(
+            train_set, replacement=True, num_samples=steps * batch_size, generator=gen
+        )
+        loader = DataLoader(
+            train_set, batch_size=batch_size, sampler=sampler, num_workers=num_workers
+        )
+        opt = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+        )
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(
+                model(x.to(device)), torch.as_tensor(y).to(device)
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            for batch in DataLoader(
+                eval_set, batch_size=eval_batch_size, shuffle=False, num_workers=num_workers
+            ):
+                out.append(model.forward_features(batch[0].to(device)).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the extractor
+
+
+class Extractor:
+    """Extraction with the on-disk cache; one instance serves every entry, target and shots.
+
+    >>> ex = Extractor(ExtractSettings(zoo_dir, data_dir, cache_dir))
+    >>> x = ex.extract("resnet8_mini_mnist", "mini_digits", 20, seed=0, lgc=True)
+    >>> x.features.shape, x.grads.shape, x.seconds
+    """
+
+    def __init__(self, settings: ExtractSettings) -> None:
+        self.settings = settings
+        self.device = resolve_device(settings.accelerator)
+        self._datasets: dict[tuple[str, bool], Dataset] = {}
+
+    # -- samples -----------------------------------------------------------------------------------
+    def dataset(self, target: str, train: bool = False) -> Dataset:
+        """The target's training split (``train=True``: with its training augmentation), memoised."""
+        if (target, train) not in self._datasets:
+            self._datasets[(target, train)] = _load_target(target, self.settings.data_dir, train)
+        return self._datasets[(target, train)]
+
+    def samples(
+        self, target: str, shots: int | str, seed: int
+    ) -> tuple[Dataset, np.ndarray, np.ndarray]:
+        """(subset dataset, indices (N,), labels (N,)) of the selection samples of a target."""
+        full = self.dataset(target)
+        labels = np.asarray(full.labels, dtype=np.int64)
+        idx = selection_subset(
+            labels, shots, seed, self.settings.per_class, self.settings.selection_seed
+        )
+        return full.subset(idx), idx, labels[idx]
+
+    # -- keys --------------------------------------------------------------------------------------
+    def key(
+        self, kind: str, entry: str | None, target: str, shots: int | str, seed: int
+    ) -> dict[str, Any]:
+        """The cache key of one extraction (everything that changes its arrays)."""
+        s = self.settings
+        key: dict[str, Any] = {
+            "version": CODE_VERSION,
+            "kind": kind,
+            "target": target,
+            "shots": format_shots(shots),
+            "seed": int(seed),
+            "per_class": s.per_class,
+            "selection_seed": s.selection_seed,
+        }
+        if kind != "probe":
+            key["entry"] = entry
+            key["card"] = _entry_fingerprint(entry, s.zoo_dir)
+        if kind == "lgc":
+            key.update(heads=s.heads, dim=s.dim, sketch_seed=s.selection_seed)
+        if kind == "probe":
+            key.update(
+                arch=s.probe_arch,
+                steps=s.probe_steps,
+                lr=s.probe_lr,
+                batch_size=s.probe_batch_size,
+                weight_decay=s.probe_weight_decay,
+            )
+        return key
+
+    # -- extraction --------------------------------------------------------------------------------
+    def extract(
+        self,
+        entry_id: str,
+        target: str,
+        shots: int | str,
+        seed: int = 0,
+        *,
+        features: bool = True,
+        lgc: bool = False,
+    ) -> Extraction:
+        """Features + source probabilities (``features=True``) and/or the LGC sketch (``lgc=True``) of
+        one entry on the selection samples of ``target`` (shots subset drawn with ``seed``)."""
+        if not (features or lgc):
+            raise ValueError("extract needs features=True or lgc=True (nothing to extract)")
+        s = self.settings
+        kinds = [k for k, want in (("features", features), ("lgc", lgc)) if want]
+        keys = {k: self.key(k, entry_id, target, shots, seed) for k in kinds}
+        paths = {k: cache_path(s.cache_dir, entry_id, target, shots, seed, k) for k in kinds}
+        found = {k: read_cache(paths[k], keys[k], _ARRAYS[k]) if s.cache else None for k in kinds}
+        missing = [k for k in kinds if found[k] is None]
+        if missing:
+            entry = _load_entry(entry_id, s.zoo_dir)
+            subset, idx, labels = self.samples(target, shots, seed)
+            sketch = (
+                {"heads": s.heads, "dim": s.dim, "seed": s.selection_seed}
+                if "lgc" in missing
+                else None
+            )
+            arrays, seconds = run_model(
+                entry.model,
+                subset,
+                device=self.device,
+                batch_size=s.batch_size,
+                sketch=sketch,
+                renorm=_renormalise(subset, entry, self.device),
+                num_workers=s.num_workers,
+            )
+            del entry
+            made = {"features": {"features": arrays["features"], "probs": arrays["probs"]}}
+            if "grads" in arrays:
+                made["lgc"] = {"grads": arrays["grads"]}
+            for kind, arrs in made.items():
+                arrs.update(labels=labels, indices=idx)
+                if kind in missing:
+                    found[kind] = (arrs, seconds[kind])
+                    if s.cache:
+                        write_cache(paths[kind], keys[kind], arrs, seconds[kind])
+                elif kind not in kinds and s.cache:
+                    # a sketch pass yields the features too: cache them unless already there
+                    key = self.key(kind, entry_id, target, shots, seed)
+                    path = cache_path(s.cache_dir, entry_id, target, shots, seed, kind)
+                    if read_cache(path, key, _ARRAYS[kind]) is None:
+                        write_cache(path, key, arrs, seconds[kind])
+        first = found[kinds[0]][0]
+        out = Extraction(
+            entry=entry_id,
+            target=target,
+            shots=format_shots(shots),
+            seed=int(seed),
+            labels=np.asarray(first["labels"], dtype=np.int64),
+            indices=np.asarray(first["indices"], dtype=np.int64),
+            seconds={k: found[k][1] for k in kinds},
+            cached={k: k not in missing for k in kinds},
+        )
+        if features:
+            arrs = found["features"][0]
+            out.features = np.asarray(arrs["features"], dtype=np.float64)
+            out.probs = np.asarray(arrs["probs"], dtype=np.float64)
+        if lgc:
+            out.grads = np.asarray(found["lgc"][0]["grads"], dtype=np.float64)
+            if not np.array_equal(found["lgc"][0]["indices"], out.indices):
+                raise RuntimeError(
+                    f"cached features and sketch of {entry_id} on {target} disagree on the samples"
+                )
+        return out
+
+    def probe(self, target: str, shots: int | str, seed: int = 0) -> Probe:
+        """RSA's probe features on the selection samples of ``target``, shared by every entry."""
+        s = self.settings
+        key = self.key("probe", None, target, shots, seed)
+        path = cache_path(s.cache_dir, "", target, shots, seed, "probe")
+        hit = read_cache(path, key, _ARRAYS["probe"]) if s.cache else None
+        if hit is not None:
+            arrs, seconds = hit
+            return Probe(
+                np.asarray(arrs["features"], np.float64),
+                arrs["labels"],
+                arrs["indices"],
+                seconds,
+                True,
+            )
+        subset, idx, labels = self.samples(target, shots, seed)
+        train_set = self.dataset(target, train=True).subset(idx)
+        info = getattr(subset, "info", None)
+        num_classes = int(info.num_classes) if info is not None else int(labels.max()) + 1
+        start = time.perf_counter()
+        feats = train_probe(
+            train_set,
+            subset,
+            num_classes,
+            arch=s.probe_arch,
+            steps=s.probe_steps,
+            lr=s.probe_lr,
+            batch_size=s.probe_batch_size,
+            weight_decay=s.probe_weight_decay,
+            seed=int(np.random.SeedSequence([s.selection_seed, int(seed)]).generate_state(1)[0]),
+            device=self.device,
+            eval_batch_size=s.batch_size,
+            num_workers=s.num_workers,
+        )
+        seconds = time.perf_counter() - start
+        arrs = {"features": feats, "labels": labels, "indices": idx}
+        if s.cache:
+            write_cache(path, key, arrs, seconds)
+        return Probe(np.asarray(feats, np.float64), labels, idx, seconds, False)
+
+
+def load_source_profile(entry_id: str, zoo_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Domain Similarity's source profile of an entry: class-mean features (Cs, D), class counts (Cs,)."""
+    from zoo.store import load_source_profile as _load
+
+    return _load(entry_id, zoo_dir)
