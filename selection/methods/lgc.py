@@ -1,0 +1,25 @@
+"""LGC, label-gradient correlation (paper eq. 2, 7, 8): LFC's correlation with a gradient kernel.
+
+The gradient sketch (R random heads, Kronecker-projected last-conv gradients) is computed by
+``selection.sketch``; this module only scores it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selection.methods.lfc import gram_label_correlation
+from selection.registry import register_method
+
+
+@register_method("lgc", needs=("grads", "labels"))
+def lgc(grads: np.ndarray, labels: np.ndarray) -> float:
+    """LGC = corr(K, 2S - 1) over all N^2 entries, K = sum_r G_r G_r^T = G G^T.
+
+    ``grads`` G (N, P) holds the R projected per-sample gradients side by side (P = R x P_r), so
+    G G^T is the sum of the per-head kernels, the linearised model's NTK of the last convolution in
+    expectation over the random heads. S_ij = 1[y_i = y_j]. Gradients are not centred (the
+    paper's form). Closed form, O(N P min(N, P)): see
+    :func:`selection.methods.lfc.gram_label_correlation`.
+    """
+    return gram_label_correlation(grads, labels, center=False)
