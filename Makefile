@@ -30,7 +30,7 @@ demo: install
 	$(PY) scripts/run_mini.py
 
 demo-large: install
-	$(PY) scripts/run_mini.py benchmark=mini_large
+	$(PY) scripts/run_mini.py experiment=mini_large
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -175,7 +175,7 @@ def check_gt(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Check a ground-truth table (target, entry, acc; optional shots, seconds, best_lr)."""
     key = ("target", "shots", "entry") if "shots" in df.columns else ("target", "entry")
-    return check_table(
+    out, notes = check_table(
         df,
         what="gt",
         required=GT_REQUIRED,
@@ -185,6 +185,16 @@ def check_gt(
         strict=strict,
         source=source,
     )
+    # an accuracy is a percentage (or a fraction): anything else is a unit or column mix-up
+    bad = out.index[(out["acc"] < 0) | (out["acc"] > 100)]
+    if len(bad):
+        label = "gt table" + (f" {source}" if source else "")
+        raise InputTableError(
+            f"{label} has accuracies outside [0, 100] in column 'acc' at rows {_rows(bad)}: "
+            f"{_listing([repr(float(out.at[i, 'acc'])) for i in bad])}; valid: percentages in "
+            "[0, 100] (or fractions in [0, 1])"
+        )
+    return out, notes
 
 
 def check_scores(

@@ -127,10 +127,23 @@ def _shots(cfg: DictConfig) -> list[str]:
 
 def zoo_entries(cfg: DictConfig, zoo_dir: Path) -> list[str]:
     """Entries of the configured zoo (``zoo.experts``; ``zoo.entries`` restricts them) in the store."""
-    from zoo.store import list_entries
+    from zoo.store import expert_ids, list_entries
 
     zoo = cfg.get("zoo") or {}
     experts = [str(e["id"]) for e in (_plain(zoo.get("experts")) or [])] or None
+    stored = expert_ids(zoo_dir)
+    if not stored:
+        raise ValueError(
+            f"empty zoo: no expert in {zoo_dir}; train the zoo first (python train_zoo.py) or set "
+            "paths.zoo_dir (or paths.out_dir) to where it was trained"
+        )
+    absent = [e for e in experts or [] if e not in stored]
+    if absent:
+        raise ValueError(
+            f"experts {absent} of the zoo config are not in the store {zoo_dir} (stored: "
+            f"{', '.join(stored)}); train them (python train_zoo.py) or list only stored experts "
+            "in zoo.experts"
+        )
     entries = list(list_entries(zoo_dir, experts=experts))
     wanted = _plain(zoo.get("entries")) if zoo else None
     if wanted:

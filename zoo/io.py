@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 import secrets
 import subprocess
 from collections.abc import Callable, Iterator
@@ -46,8 +47,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except PermissionError as e:
         raise PermissionError(
-            f"cannot write {path}: permission denied in {path.parent} (is the output folder read-only?)"
+            e.errno,
+            f"cannot write {path}: permission denied in {path.parent} (is the output folder read-only?)",
         ) from e
+    except IsADirectoryError as e:
+        raise IsADirectoryError(
+            e.errno, f"cannot write {path}: a folder of that name is in the way (move it away)"
+        ) from e
+    except OSError as e:
+        if type(e).__module__ != "builtins":
+            raise  # a specific error of the writer's own (e.g. a missing dataset)
+        # e.g. a full disk (ENOSPC) or a quota: say which file could not be written
+        raise type(e)(e.errno, f"cannot write {path}: {e.strerror or e}") from e
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -75,7 +86,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    )
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -94,6 +107,48 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+#: what a pickled dataset file (CIFAR-style batches, animal-mnist's arrays) may reference: numpy
+#: arrays, dtypes and scalars. Plain containers, numbers, strings and bytes need no global at all.
+DATA_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+    }
+)
+
+
+class _DataUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        # numpy 2 renamed numpy.core to numpy._core; older pickles name the old module
+        if module.startswith("numpy.core."):
+            module = "numpy._core." + module.removeprefix("numpy.core.")
+        if (module, name) not in DATA_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"refusing to unpickle {module}.{name}: a data file may only hold numpy arrays and "
+                "plain Python values (lists, dicts, numbers, strings); this one would run code"
+            )
+        return super().find_class(module, name)
+
+
+def load_data_pickle(file: Any, *, encoding: str = "ASCII", source: str | os.PathLike = "") -> Any:
+    """Unpickle a *data* file (numpy arrays and plain Python values) without running its code.
+
+    ``pickle.load`` calls any importable function a file names, so a malicious file placed where
+    a dataset is expected would run code. This unpickler allows only :data:`DATA_PICKLE_GLOBALS`;
+    anything else raises ``pickle.UnpicklingError`` (a ``ValueError`` here, naming ``source``).
+    ``encoding="latin1"`` reads Python 2 pickles (the CIFAR batches) as ``pickle.load`` does.
+    """
+    try:
+        return _DataUnpickler(file, encoding=encoding).load()
+    except pickle.UnpicklingError as e:
+        where = f" {os.fspath(source)}" if source else ""
+        raise ValueError(f"unsafe or corrupted pickle{where}: {e}") from e
 
 
 def config_hash(cfg: Any, length: int = 12) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from selection.checks import class_sums
 from selection.registry import register_method
 
 # The network simplex is exact but may need many pivots for a 1000-class source against a 100-class
@@ -64,9 +65,7 @@ def domain_similarity(
     source_means, source_counts = source_means[keep], source_counts[keep]
 
     classes, inverse, target_counts = np.unique(labels, return_inverse=True, return_counts=True)
-    target_means = np.zeros((len(classes), features.shape[1]))
-    np.add.at(target_means, inverse, features)
-    target_means /= target_counts[:, None]
+    target_means = class_sums(features, inverse, len(classes)) / target_counts[:, None]
 
     source_weights = source_counts / source_counts.sum()
     target_weights = target_counts / target_counts.sum()

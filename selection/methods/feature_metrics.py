@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from selection.checks import class_sums
 from selection.registry import register_method
 
 
@@ -34,10 +35,9 @@ def _sparsity(features: np.ndarray, rel_tol: float) -> float:
 def _variance_ratio(features: np.ndarray, labels: np.ndarray) -> float:
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     centred = features - features.mean(axis=0)
-    class_sums = np.zeros((len(counts), features.shape[1]))
-    np.add.at(class_sums, inverse, centred)
+    sums = class_sums(centred, inverse, len(counts))
     # tr(S_B) = sum_c n_c ||mu_c - mu||^2 / N with mu_c - mu = class_sum_c / n_c
-    between = float(np.sum(class_sums**2 / counts[:, None])) / len(labels)
+    between = float(np.sum(sums**2 / counts[:, None])) / len(labels)
     total = float(np.sum(centred**2)) / len(labels)
     if total <= 0.0:
         return 0.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selection.checks import require_min_per_class
+from selection.checks import class_sums, require_min_per_class
 from selection.registry import register_method
 
 # The reference floors every per-class variance at 1e-4 so that a constant feature does not make
@@ -63,12 +63,8 @@ def gbc(
 
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     n_classes, dim = len(counts), features.shape[1]
-    means = np.zeros((n_classes, dim))
-    np.add.at(means, inverse, features)
-    means /= counts[:, None]
-    variances = np.zeros((n_classes, dim))
-    np.add.at(variances, inverse, (features - means[inverse]) ** 2)
-    variances /= counts[:, None]
+    means = class_sums(features, inverse, n_classes) / counts[:, None]
+    variances = class_sums((features - means[inverse]) ** 2, inverse, n_classes) / counts[:, None]
     variances = np.maximum(variances, _VARIANCE_FLOOR)
     if covariance == "spherical":  # the mean of the floored variances, as the reference
         variances = np.repeat(variances.mean(axis=1, keepdims=True), dim, axis=1)

@@ -12,14 +12,17 @@ import scipy.linalg
 import scipy.sparse.linalg
 from scipy.special import log_softmax, softmax
 
+from selection.checks import class_sums
 from selection.registry import register_method
+
+# rows of the (rows x C) logits computed at once: the N x C matrices are never held whole
+# (4096 x 1000 float64 = 33 MB, where N = 50,000 would take 400 MB per copy)
+_BLOCK_ROWS = 4096
 
 
 def _class_stats(x: np.ndarray, inverse: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, ...]:
     """Class means (C, D), priors (C,), and the prior-weighted within-class covariance (D, D)."""
-    means = np.zeros((len(counts), x.shape[1]))
-    np.add.at(means, inverse, x)
-    means /= counts[:, None]
+    means = class_sums(x, inverse, len(counts)) / counts[:, None]
     residual = x - means[inverse]
     # sum_c (n_c/N) * cov_c with the biased per-class covariance = (1/N) sum_i r_i r_i^T
     within = residual.T @ residual / len(x)
@@ -55,8 +58,10 @@ def _shrink(cov: np.ndarray, shrinkage: float, total_variance: float) -> np.ndar
     return out
 
 
-def _lda_logits(x: np.ndarray, stats: tuple[np.ndarray, ...], shrinkage: float) -> np.ndarray:
-    """Logits (N, C) of the reference's regularised FDA classifier on its own training data."""
+def _lda_classifier(
+    x: np.ndarray, stats: tuple[np.ndarray, ...], shrinkage: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(coef (C, D), intercept (C,)) of the reference's regularised FDA classifier fitted on x."""
     means, priors, within = stats
     shrunk = _shrink(within, shrinkage, float(np.mean(np.var(x, axis=0))))
     # The reference keeps all D generalised eigenvectors V of (S_b, S_w~), V^T S_w~ V = I, and
@@ -66,7 +71,12 @@ def _lda_logits(x: np.ndarray, stats: tuple[np.ndarray, ...], shrinkage: float) 
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
         coef = (scipy.linalg.pinvh(shrunk) @ means.T).T
     intercept = -0.5 * np.sum(means * coef, axis=1) + np.log(priors)
-    return x @ coef.T + intercept
+    return coef, intercept
+
+
+def _row_blocks(n: int):
+    for start in range(0, n, _BLOCK_ROWS):
+        yield slice(start, min(start + _BLOCK_ROWS, n))
 
 
 @register_method("sfda", needs=("features", "labels"))
@@ -103,13 +113,22 @@ def sfda(features: np.ndarray, labels: np.ndarray, log_prob: bool = False) -> fl
     means, _, within = stats
     shrinkage = max(float(np.exp(-5.0 * _largest_eigenvalue(within))), 1e-10)
 
-    probs = softmax(_lda_logits(features, stats, shrinkage), axis=1)
-    softened = softmax(probs, axis=1)
-    confidence = softened[np.arange(len(labels)), inverse][:, None]
+    coef, intercept = _lda_classifier(features, stats, shrinkage)
+    confidence = np.empty(len(labels))
+    for rows in _row_blocks(len(labels)):
+        probs = softmax(features[rows] @ coef.T + intercept, axis=1)
+        softened = softmax(probs, axis=1)
+        confidence[rows] = softened[np.arange(len(probs)), inverse[rows]]
     others = (means.sum(axis=0) - means) / (len(counts) - 1)
-    mixed = confidence * features + (1.0 - confidence) * others[inverse]
+    mixed = confidence[:, None] * features + (1.0 - confidence[:, None]) * others[inverse]
 
-    logits = _lda_logits(mixed, _class_stats(mixed, inverse, counts), shrinkage)
-    if log_prob:
-        return float(np.mean(log_softmax(logits, axis=1)[np.arange(len(labels)), inverse]))
-    return float(np.mean(softmax(logits, axis=1)[np.arange(len(labels)), inverse]))
+    coef, intercept = _lda_classifier(mixed, _class_stats(mixed, inverse, counts), shrinkage)
+    total = 0.0
+    for rows in _row_blocks(len(labels)):
+        logits = mixed[rows] @ coef.T + intercept
+        own = np.arange(len(logits)), inverse[rows]
+        if log_prob:
+            total += float(np.sum(log_softmax(logits, axis=1)[own]))
+        else:
+            total += float(np.sum(softmax(logits, axis=1)[own]))
+    return total / len(labels)

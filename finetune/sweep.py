@@ -1,0 +1,291 @@
+"""Plan and run the fine-tuning ground truth: targets x shots x entries x learning rates x seeds.
+
+``finetune_main(cfg)`` is what ``finetune.py`` calls. Without ``-m`` it runs every cell the config
+selects in one process; with ``-m`` Hydra's sweeper (``hydra.sweeper.params`` of configs/sweep/) makes
+one job per (target, shots) cell. Either way a run whose result.json exists and is valid is skipped,
+so a rerun, or a requeued SLURM job, does no finished work twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig
+
+from finetune.run import (
+    FinetunePaths,
+    FinetuneSettings,
+    expected_config_hash,
+    finetune_run,
+    format_lr,
+    format_shots,
+    load_result,
+    parse_shots,
+    result_path,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """One fine-tuning run: the key of its folder and of its row in the result tables."""
+
+    target: str
+    shots: int | str
+    entry: str
+    lr: float
+    seed: int
+
+    def path(self, finetune_dir: str | Path) -> Path:
+        return result_path(finetune_dir, self.target, self.shots, self.entry, self.lr, self.seed)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.target} shots={format_shots(self.shots)} {self.entry} "
+            f"lr={format_lr(self.lr)} seed={self.seed}"
+        )
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: runs planned, skipped (already finished) and executed, and their cost."""
+
+    planned: int = 0
+    skipped: int = 0
+    executed: int = 0
+    seconds: float = 0.0  # wall seconds of the executed runs (their result's `seconds`)
+    results: list[dict] = field(default_factory=list)  # the executed runs' results, in order
+
+
+def plan_runs(
+    targets: Sequence[str],
+    shots: Sequence[int | str],
+    entries: Sequence[str],
+    lrs: Sequence[float],
+    seeds: Sequence[int],
+    full_seeds: Sequence[int] | None = None,
+) -> list[RunKey]:
+    """Every run of the grid, grouped by (target, shots, entry) so each entry is loaded once per cell.
+
+    ``seeds`` are used for few-shot cells, ``full_seeds`` (default: ``seeds``) for shots="full".
+    Duplicates in any list are dropped (first occurrence kept).
+    """
+    for name, values in (
+        ("targets", targets),
+        ("shots", shots),
+        ("entries", entries),
+        ("lrs", lrs),
+    ):
+        if len(values) == 0:
+            raise ValueError(f"empty {name}: nothing to fine-tune")
+    lrs = _unique(float(format_lr(lr)) for lr in lrs)
+    seeds = _unique(int(s) for s in seeds)
+    full_seeds = seeds if full_seeds is None else _unique(int(s) for s in full_seeds)
+    runs = []
+    for target in _unique(targets):
+        for k in _unique(parse_shots(s) for s in shots):
+            cell_seeds = full_seeds if k == "full" else seeds
+            if not cell_seeds:
+                raise ValueError(
+                    f"no seeds for shots={k}: set sweep.seeds / sweep.full_seeds or seed="
+                )
+            for entry in _unique(entries):
+                for lr in lrs:
+                    for seed in cell_seeds:
+                        runs.append(RunKey(target, k, entry, lr, seed))
+    return runs
+
+
+def _unique(values: Iterable) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _as_list(value: Any) -> list | None:
+    """None stays None; a scalar becomes a one-element list; a list / ListConfig becomes a list."""
+    if value is None:
+        return None
+    if isinstance(value, ListConfig | list | tuple):
+        return list(value)
+    if isinstance(value, str) and "," in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [value]
+
+
+def zoo_entries(cfg: DictConfig, zoo_dir: Path) -> list[str]:
+    """The entries to fine-tune: ``cfg.entry`` if set (each must be in the store), else
+    ``zoo.entries``, else every entry of ``zoo.experts`` in the store, else every stored entry.
+
+    Entries or experts of the zoo config that are not in the store are reported and left out.
+    """
+    from zoo.store import expert_ids, list_entries
+
+    stored = expert_ids(zoo_dir)
+    known = list_entries(zoo_dir, experts=stored)
+    chosen = _as_list(cfg.get("entry"))
+    if chosen:
+        chosen = [str(e) for e in chosen]
+        unknown = [e for e in chosen if e not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown zoo entries {unknown} in {zoo_dir}; known: {', '.join(known) or '(empty zoo)'}"
+            )
+        return chosen
+
+    zoo = cfg.get("zoo") or {}
+    listed = _as_list(zoo.get("entries"))
+    experts = [e if isinstance(e, str) else str(e["id"]) for e in (zoo.get("experts") or [])]
+    if listed:
+        wanted = [str(e) for e in listed]
+        missing = [e for e in wanted if e not in known]
+    elif experts:
+        wanted = [e for e in known if e.split("@", 1)[0] in set(experts)]
+        missing = [e for e in experts if e not in stored]
+    else:
+        wanted, missing = known, []
+    if missing:
+        log.warning(
+            "%s of the zoo config not in the store %s: %s (train them with train_zoo.py)",
+            "entries" if listed else "experts",
+            zoo_dir,
+            ", ".join(missing),
+        )
+    entries = [e for e in wanted if e in known]
+    if not entries:
+        raise ValueError(
+            f"no zoo entries to fine-tune in {zoo_dir} (configured: "
+            f"{', '.join(map(str, listed or experts)) or 'none'}; stored: {', '.join(known) or 'none'}); "
+            "train the zoo first (python train_zoo.py) or name entries with entry=..."
+        )
+    return entries
+
+
+def plan_from_cfg(cfg: DictConfig, zoo_dir: Path) -> list[RunKey]:
+    """The runs a composed ``finetune.py`` config asks for (see configs/finetune.yaml)."""
+    sweep = cfg.sweep
+    target_node = cfg.get("target")
+    if target_node is None:
+        targets = list(sweep.targets)
+    elif isinstance(target_node, str):
+        targets = [target_node]
+    else:
+        targets = [str(target_node.name)]
+    shots = _as_list(cfg.get("shots")) or list(sweep.shots)
+    lrs = _as_list(cfg.optim.get("lr")) or list(sweep.lrs)
+    seed = _as_list(cfg.get("seed"))
+    seeds = seed if seed is not None else list(sweep.seeds)
+    full_seeds = seed if seed is not None else list(sweep.get("full_seeds") or sweep.seeds)
+    entries = zoo_entries(cfg, zoo_dir)
+    return plan_runs(targets, shots, entries, lrs, seeds, full_seeds)
+
+
+def run_sweep(
+    runs: Sequence[RunKey],
+    settings: FinetuneSettings,
+    paths: FinetunePaths,
+    *,
+    load_entry: Callable[[str, Path], Any] | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> SweepSummary:
+    """Execute the runs of ``runs`` that have no valid result yet, one after another.
+
+    Each (target, shots, entry) group loads its entry once; every run copies the pristine weights.
+    One progress line per executed run and a summary line go to ``echo`` (default: this module's
+    logger at INFO level).
+    """
+    if load_entry is None:
+        from zoo.store import load_entry
+    say = echo or log.info
+    t0 = time.perf_counter()
+    summary = SweepSummary(planned=len(runs))
+    todo = []
+    stale = []
+    for r in runs:
+        done = load_result(r.path(paths.finetune_dir), r.target, r.shots, r.entry, r.lr, r.seed)
+        if done is None:
+            todo.append(r)
+        elif done["config_hash"] != expected_config_hash(
+            r.target, r.shots, r.entry, r.lr, r.seed, settings
+        ):
+            stale.append(r)
+    summary.skipped = len(runs) - len(todo)
+    if summary.skipped:
+        say(f"{summary.skipped}/{len(runs)} runs already finished in {paths.finetune_dir}: skipped")
+    if stale:
+        # never deleted silently: the folder key has no recipe in it, so a changed recipe is the
+        # user's call (delete the folders to redo them)
+        log.warning(
+            "%d finished runs were made with other settings (config hash differs), e.g. %s; "
+            "they are kept: delete their folders to redo them",
+            len(stale),
+            stale[0].path(paths.finetune_dir).parent,
+        )
+    i = 0
+    for (_target, _shots, entry_id), group in groupby(
+        todo, key=lambda r: (r.target, r.shots, r.entry)
+    ):
+        entry = load_entry(entry_id, paths.zoo_dir)
+        for run in group:
+            i += 1
+            result = finetune_run(
+                run.entry, run.target, run.shots, run.lr, run.seed, settings, paths, entry=entry
+            )
+            summary.executed += 1
+            summary.seconds += result["seconds"]
+            summary.results.append(result)
+            val = "" if result["val_acc"] is None else f" val {result['val_acc']:.1f}%"
+            elapsed = time.perf_counter() - t0
+            say(
+                f"[{i}/{len(todo)}] {run}: test {result['test_acc']:.2f}%{val}"
+                f"{' (diverged)' if result['diverged'] else ''}, {result['seconds']:.1f} s"
+                f" ({result['steps']} steps), elapsed {elapsed:.0f} s,"
+                f" eta {elapsed / i * (len(todo) - i):.0f} s"
+            )
+        del entry
+    say(
+        f"fine-tuning: {summary.planned} runs planned, {summary.skipped} already done, "
+        f"{summary.executed} run in {summary.seconds:.1f} s (wall {time.perf_counter() - t0:.1f} s)"
+    )
+    return summary
+
+
+def finetune_main(cfg: DictConfig) -> SweepSummary:
+    """Entry point of ``finetune.py``: one run, one (target, shots) cell, or the whole sweep.
+
+    ``target`` unset: every target of ``sweep.targets``; ``shots`` unset: every value of
+    ``sweep.shots``; ``entry`` / ``optim.lr`` / ``seed`` set: only those (a value or a list).
+    """
+    paths = FinetunePaths.from_cfg(cfg.paths)
+    settings = FinetuneSettings.from_cfg(cfg)
+    runs = plan_from_cfg(cfg, paths.zoo_dir)
+    log.info(
+        "fine-tuning %d runs: targets %s, shots %s, %d entries, lrs %s, seeds %s -> %s",
+        len(runs),
+        ",".join(_unique(r.target for r in runs)),
+        ",".join(_unique(format_shots(r.shots) for r in runs)),
+        len(_unique(r.entry for r in runs)),
+        ",".join(_unique(format_lr(r.lr) for r in runs)),
+        ",".join(str(s) for s in _unique(r.seed for r in runs)),
+        paths.finetune_dir,
+    )
+    summary = run_sweep(runs, settings, paths)
+    if not _in_multirun():
+        # one process saw the whole request: refresh the tables now. The jobs of a multirun would
+        # each rescan every result: there, `python scripts/collect.py` (or analyze.py) does it once.
+        from finetune.collect import collect
+
+        collect(Path(str(cfg.paths.out_dir)).expanduser().resolve(), paths.finetune_dir)
+    return summary
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

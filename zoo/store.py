@@ -1,0 +1,362 @@
+"""The expert store: one folder per expert, a manifest derived from the cards.
+
+Layout (every file written atomically through :mod:`zoo.io`)::
+
+    <zoo_dir>/<expert_id>/weights.safetensors   the expert's state dict (safetensors: never unpickled)
+    <zoo_dir>/<expert_id>/card.json             what the expert is (written last: a card = a complete expert)
+    <zoo_dir>/<expert_id>/source_profile.npz    per domain: class-mean penultimate features, class counts
+    <zoo_dir>/manifest.csv                      one row per entry, derived from the cards
+
+An *entry* is what can be fine-tuned: ``<expert_id>`` for a single-domain (or pretrained) expert,
+``<expert_id>@<domain>`` for one domain of a multi-domain expert.
+
+Card fields: ``expert_id``, ``entries``, ``arch``, ``arch_kwargs``, ``type``
+(single|shared|multi_bn|adapter|pretrained), ``sources`` (datasets trained on), ``domains`` (one per
+head: ``name``, ``num_classes``, ``classes``, ``datasets``, ``source_accuracy``), ``source_accuracy``
+(per source dataset, test split), ``input_size``, ``mean``, ``std``, ``recipe``, ``train_seconds``,
+``device``, ``precision``, ``config_hash``, ``git_revision``, ``created``, ``init``, ``pretrained``,
+and for integrity ``tensors`` (name -> shape) and ``weights_sha256``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from zoo.io import atomic_path, atomic_write_json, atomic_write_text, is_temporary, read_json
+from zoo.models import Classifier, create_model
+from zoo.multidomain import KINDS as MULTI_KINDS
+from zoo.multidomain import MultiDomainClassifier
+
+WEIGHTS = "weights.safetensors"
+CARD = "card.json"
+PROFILE = "source_profile.npz"
+MANIFEST = "manifest.csv"
+EXPERT_TYPES = ("single", "pretrained", *MULTI_KINDS)
+CARD_REQUIRED = ("arch", "arch_kwargs", "type", "domains", "input_size", "mean", "std")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
+
+
+@dataclass
+class Entry:
+    """A ready-to-use zoo entry: ``model`` is in eval mode with the entry's domain and head."""
+
+    entry_id: str
+    expert_id: str
+    domain: str
+    model: Classifier
+    card: dict
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_size: int
+
+
+def check_expert_id(expert_id: str) -> str:
+    if not isinstance(expert_id, str) or not _ID_RE.match(expert_id):
+        raise ValueError(
+            f"bad expert id {expert_id!r}: use letters, digits and _ . + - (no '@' or '/'), "
+            "starting with a letter or digit"
+        )
+    return expert_id
+
+
+def entry_ids(card: dict) -> list[str]:
+    """The fine-tunable entries of an expert described by ``card``."""
+    expert_id = card["expert_id"]
+    if card["type"] in MULTI_KINDS:
+        return [f"{expert_id}@{d['name']}" for d in card["domains"]]
+    return [expert_id]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_expert(
+    zoo_dir: str | os.PathLike,
+    expert_id: str,
+    model: nn.Module,
+    card: dict,
+    source_profile: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> Path:
+    """Write ``model``'s weights, ``card`` and ``source_profile`` under ``<zoo_dir>/<expert_id>/``.
+
+    Args:
+        model: a :class:`Classifier` (single / pretrained) or :class:`MultiDomainClassifier`.
+        card: at least ``arch, arch_kwargs, type, domains, input_size, mean, std``; the store adds
+            ``expert_id``, ``entries``, ``tensors``, ``weights_sha256`` and ``created`` (if absent).
+        source_profile: domain name -> (class-mean features ``(C, D)`` float64, class counts ``(C,)``
+            int64); may be empty (an expert imported without its source data).
+
+    Returns the expert folder. The card is written last, so a folder with a card is complete.
+    """
+    from safetensors.torch import save_file
+
+    check_expert_id(expert_id)
+    missing = [k for k in CARD_REQUIRED if k not in card]
+    if missing:
+        raise ValueError(f"card of {expert_id!r} lacks fields {missing}")
+    if card["type"] not in EXPERT_TYPES:
+        raise ValueError(f"unknown expert type {card['type']!r}; known: {', '.join(EXPERT_TYPES)}")
+    domain_names = [d["name"] for d in card["domains"]]
+    for name, (means, counts) in source_profile.items():
+        if name not in domain_names:
+            raise ValueError(
+                f"source profile domain {name!r} not in the card's domains {domain_names}"
+            )
+        if means.ndim != 2 or counts.shape != (means.shape[0],):
+            raise ValueError(
+                f"source profile of {name!r}: means {means.shape} and counts {counts.shape} "
+                "must be (C, D) and (C,)"
+            )
+
+    expert_dir = Path(zoo_dir) / expert_id
+    # safetensors refuses views sharing storage; contiguous() also turns channels-last into standard
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(expert_dir / WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "expert_id": expert_id})
+        # safetensors creates its file 0600; a store is read by other users and jobs
+        os.chmod(tmp, _FILE_MODE)
+        sha = _sha256(tmp)
+
+    arrays: dict[str, np.ndarray] = {}
+    for name, (means, counts) in source_profile.items():
+        arrays[f"{name}.means"] = np.asarray(means, dtype=np.float64)
+        arrays[f"{name}.counts"] = np.asarray(counts, dtype=np.int64)
+    with atomic_path(expert_dir / PROFILE) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+    full = dict(card)
+    full["expert_id"] = expert_id
+    full["tensors"] = {k: list(v.shape) for k, v in tensors.items()}
+    full["weights_sha256"] = sha
+    full.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    full["entries"] = entry_ids(full)
+    atomic_write_json(expert_dir / CARD, full)
+    return expert_dir
+
+
+def expert_ids(zoo_dir: str | os.PathLike) -> list[str]:
+    """Experts with a card under ``zoo_dir`` (sorted); temporary and hidden folders are skipped."""
+    zoo_dir = Path(zoo_dir)
+    if not zoo_dir.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in zoo_dir.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and not is_temporary(p)
+        and (p / CARD).is_file()
+    )
+
+
+def has_expert(zoo_dir: str | os.PathLike, expert_id: str) -> bool:
+    d = Path(zoo_dir) / expert_id
+    return (d / CARD).is_file() and (d / WEIGHTS).is_file()
+
+
+def load_card(expert_id: str, zoo_dir: str | os.PathLike) -> dict:
+    path = Path(zoo_dir) / expert_id / CARD
+    if not path.is_file():
+        known = expert_ids(zoo_dir)
+        raise ValueError(
+            f"unknown expert {expert_id!r} in {zoo_dir}; known: {', '.join(known) or '(empty zoo)'}"
+        )
+    return read_json(path)
+
+
+def list_entries(zoo_dir: str | os.PathLike, experts: list[str] | None = None) -> list[str]:
+    """Every fine-tunable entry of the store (experts sorted by id, domains in card order).
+
+    ``experts`` restricts to those experts; one that is not in the store raises ``ValueError``.
+    """
+    known = expert_ids(zoo_dir)
+    if experts is not None:
+        absent = [e for e in experts if e not in known]
+        if absent:
+            raise ValueError(
+                f"experts {absent} are not in the store {zoo_dir}; known: {', '.join(known) or '(none)'}"
+            )
+        known = [e for e in known if e in set(experts)]
+    out: list[str] = []
+    for e in known:
+        out.extend(entry_ids(load_card(e, zoo_dir)))
+    return out
+
+
+def _split_entry(entry_id: str, zoo_dir: str | os.PathLike) -> tuple[str, dict, str]:
+    """(expert_id, card, domain) of an entry; unknown -> ValueError listing the known entries."""
+    expert_id = entry_id.split("@", 1)[0]
+    card = None
+    if expert_id and (Path(zoo_dir) / expert_id / CARD).is_file():
+        card = load_card(expert_id, zoo_dir)
+    if card is None or entry_id not in entry_ids(card):
+        known = list_entries(zoo_dir)
+        raise ValueError(
+            f"unknown entry {entry_id!r} in {zoo_dir}; known: {', '.join(known) or '(empty zoo)'}"
+        )
+    if "@" in entry_id:
+        domain = entry_id.split("@", 1)[1]
+    else:
+        domain = card["domains"][0]["name"]
+    return expert_id, card, domain
+
+
+def build_model(card: dict) -> nn.Module:
+    """An untrained model with the structure the card describes (weights to be loaded)."""
+    domains = card["domains"]
+    arch_kwargs = dict(card.get("arch_kwargs") or {})
+    base = create_model(card["arch"], int(domains[0]["num_classes"]), **arch_kwargs)
+    if card["type"] in MULTI_KINDS:
+        return MultiDomainClassifier(
+            base,
+            [d["name"] for d in domains],
+            {d["name"]: int(d["num_classes"]) for d in domains},
+            kind=card["type"],
+        )
+    if card["type"] not in ("single", "pretrained"):
+        raise ValueError(f"unknown expert type {card['type']!r}; known: {', '.join(EXPERT_TYPES)}")
+    return base
+
+
+def load_weights(expert_id: str, zoo_dir: str | os.PathLike, card: dict | None = None) -> nn.Module:
+    """The expert's full model (multi-domain experts: all domains) with its stored weights.
+
+    A weights file that is corrupted, truncated, not safetensors (e.g. a pickle), or whose tensors do
+    not match the card or the architecture raises ``ValueError`` naming the file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    card = card if card is not None else load_card(expert_id, zoo_dir)
+    path = Path(zoo_dir) / expert_id / WEIGHTS
+    if not path.is_file():
+        raise ValueError(f"weights file missing: {path}")
+    expected_sha = card.get("weights_sha256")
+    if expected_sha and _sha256(path) != expected_sha:
+        raise ValueError(f"corrupted weights file {path}: its sha256 differs from the card's")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise ValueError(
+            f"cannot read weights file {path} (corrupted or not safetensors): {e}"
+        ) from e
+    shapes = {k: list(v.shape) for k, v in tensors.items()}
+    if "tensors" in card and shapes != card["tensors"]:
+        card_shapes = {k: list(v) for k, v in card["tensors"].items()}
+        diff = sorted(
+            k for k in set(shapes) | set(card_shapes) if shapes.get(k) != card_shapes.get(k)
+        )
+        raise ValueError(
+            f"weights file {path} does not match its card: differing tensors {diff[:5]}"
+        )
+    model = build_model(card)
+    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
+    if shapes != expected:
+        only_file = sorted(set(shapes) - set(expected))[:5]
+        only_model = sorted(set(expected) - set(shapes))[:5]
+        wrong = sorted(k for k in set(shapes) & set(expected) if shapes[k] != expected[k])[:5]
+        raise ValueError(
+            f"weights file {path} does not fit arch {card['arch']!r} ({card['type']}): "
+            f"unexpected {only_file}, missing {only_model}, wrong shape {wrong}"
+        )
+    model.load_state_dict(tensors, strict=True)
+    return model
+
+
+def load_entry(entry_id: str, zoo_dir: str | os.PathLike) -> Entry:
+    """Load entry ``<expert_id>`` or ``<expert_id>@<domain>`` as an eval-mode single-domain model."""
+    expert_id, card, domain = _split_entry(entry_id, zoo_dir)
+    model = load_weights(expert_id, zoo_dir, card)
+    if isinstance(model, MultiDomainClassifier):
+        model = model.domain_view(domain)
+    model.eval()
+    return Entry(
+        entry_id=entry_id,
+        expert_id=expert_id,
+        domain=domain,
+        model=model,
+        card=card,
+        mean=tuple(float(v) for v in card["mean"]),
+        std=tuple(float(v) for v in card["std"]),
+        input_size=int(card["input_size"]),
+    )
+
+
+def load_source_profile(entry_id: str, zoo_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(class-mean features ``(C, D)`` float64, class counts ``(C,)`` int64) of the entry's source domain.
+
+    An expert imported without its source data (a pretrained entry) has no profile: ``ValueError``.
+    """
+    expert_id, card, domain = _split_entry(entry_id, zoo_dir)
+    path = Path(zoo_dir) / expert_id / PROFILE
+    if not path.is_file():
+        raise ValueError(f"source profile missing: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if f"{domain}.means" not in z.files:
+                raise ValueError(
+                    f"no source profile for entry {entry_id!r} (domain {domain!r}) in {path}: the expert "
+                    f"was stored without its source data (type {card['type']})"
+                )
+            return z[f"{domain}.means"].astype(np.float64), z[f"{domain}.counts"].astype(np.int64)
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"cannot read source profile {path}: {e}") from e
+
+
+def write_manifest(zoo_dir: str | os.PathLike) -> Path:
+    """Write ``<zoo_dir>/manifest.csv``: one row per entry, derived from the cards.
+
+    Columns: entry_id, expert_id, domain, arch, type, sources, num_classes, source_accuracy (the
+    domain's head on its test split; empty when unknown), train_seconds, input_size, init, device,
+    precision, created.
+    """
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    for expert_id in expert_ids(zoo_dir):
+        card = load_card(expert_id, zoo_dir)
+        for entry, dom in zip(entry_ids(card), card["domains"]):
+            rows.append(
+                {
+                    "entry_id": entry,
+                    "expert_id": expert_id,
+                    "domain": dom["name"],
+                    "arch": card["arch"],
+                    "type": card["type"],
+                    "sources": "+".join(card.get("sources", [])),
+                    "num_classes": int(dom["num_classes"]),
+                    "source_accuracy": dom.get("source_accuracy"),
+                    "train_seconds": card.get("train_seconds"),
+                    "input_size": card["input_size"],
+                    "init": card.get("init"),
+                    "device": card.get("device"),
+                    "precision": card.get("precision"),
+                    "created": card.get("created"),
+                }
+            )
+    columns = [
+        "entry_id", "expert_id", "domain", "arch", "type", "sources", "num_classes",
+        "source_accuracy", "train_seconds", "input_size", "init", "device", "precision", "created",
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    path = Path(zoo_dir) / MANIFEST
+    atomic_write_text(path, frame.to_csv(index=False))
+    return path
