@@ -52,9 +52,13 @@ def source_accuracy_frame(zoo_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def _dataset_order(frame: pd.DataFrame) -> list[str]:
-    # first-seen order of the cards' sources keeps the configured order of the benchmark
+    """Source datasets in configured order: the cards with the most sources (multi-domain experts
+    list every source in the benchmark's order) first, then first-seen order."""
     order: list[str] = []
-    for sources in frame["sources"]:
+    by_size = frame.assign(n=frame["sources"].map(len)).sort_values(
+        "n", ascending=False, kind="stable"
+    )
+    for sources in by_size["sources"]:
         order.extend(s for s in sources if s not in order)
     order.extend(d for d in frame["dataset"] if d not in order)
     return order
@@ -74,7 +78,15 @@ def table1(frame: pd.DataFrame) -> pd.DataFrame:
     wide = single.pivot_table(
         index=["arch", "pretraining"], columns="dataset", values="accuracy", aggfunc="max"
     )
-    wide = wide.reindex(columns=[d for d in _dataset_order(single) if d in wide.columns])
+    wide = wide.reindex(columns=[d for d in _dataset_order(frame) if d in wide.columns])
+
+    # rows: per arch, from scratch first, then initialised, then joint experts
+    def rank(key: tuple[str, str]) -> tuple[str, int, str]:
+        arch, pre = key
+        return arch, 0 if pre == "scratch" else 1 if pre.startswith("+") else 2, pre
+
+    keys = sorted(wide.index, key=rank)
+    wide = wide.reindex(index=pd.MultiIndex.from_tuples(keys, names=wide.index.names))
     wide.columns.name = None
     return wide
 
@@ -98,7 +110,7 @@ def table2(frame: pd.DataFrame) -> pd.DataFrame:
     ]
     best_single = single.groupby("dataset")["accuracy"].max()
     out = pd.concat([best_single.rename("single_domain"), wide], axis=1)
-    out = out.reindex(index=[d for d in _dataset_order(multi) if d in out.index])
+    out = out.reindex(index=[d for d in _dataset_order(frame) if d in out.index])
     out.index.name = "dataset"
     out.columns.name = None
     return out

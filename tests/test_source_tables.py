@@ -64,7 +64,7 @@ def test_tables_from_cards(zoo, tmp_path):
             names=["arch", "pretraining"],
         ),
     )
-    pd.testing.assert_frame_equal(t1.sort_index(), expected1.sort_index(), check_names=True)
+    pd.testing.assert_frame_equal(t1, expected1)  # scratch, then initialised, then joint rows
     t2 = table2(frame)
     # best single-dataset expert per dataset (the joint generalist does not count), then
     # the multi-domain experts in shared, multi_bn, adapter order
