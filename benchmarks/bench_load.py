@@ -228,9 +228,7 @@ def worker(methods: list[str], shape: Shape, entries: int, sample_cap: int) -> d
 
     ev.score = measured_score
     start = time.perf_counter()
-    rows = score_cell(
-        extractor, TARGET, SHOTS, 0, names, runs, sample_cap=sample_cap, cap_seed=0
-    )
+    rows = score_cell(extractor, TARGET, SHOTS, 0, names, runs, sample_cap=sample_cap, cap_seed=0)
     wall = time.perf_counter() - start - extractor.synth_seconds
     out = {}
     for m in methods:

@@ -466,12 +466,6 @@ def test_zoo_training_killed_after_a_checkpoint_resumes(
     assert not [p for p in (tmp_path / "zoo").iterdir() if is_temporary(p)]
 
 
-@pytest.mark.xfail(
-    reason="zoo/train.py LastCheckpoint.on_exception also saves when the resume itself fails: the "
-    "refused checkpoint (another config) is replaced by a step-0 checkpoint of the new config, so "
-    "the progress it held is lost and the next run silently starts over",
-    strict=True,
-)
 def test_a_refused_checkpoint_keeps_the_progress_it_holds(tmp_path: Path) -> None:
     from tests.test_train import RECIPE, TRAINER, _domain, _Interrupt, _spec
     from zoo.train import CKPT_DIR, CKPT_NAME, train_expert

@@ -81,12 +81,6 @@ def test_malicious_checkpoint_at_the_resume_path_is_refused(tmp_path, marker, ho
     assert not (tmp_path / "zoo" / "tiny" / "card.json").exists()
 
 
-@pytest.mark.xfail(
-    reason="zoo/train.py AtomicCheckpointIO.load_checkpoint passes torch's UnpicklingError through: "
-    "its message suggests re-running with weights_only=False and names neither the checkpoint nor "
-    "how to start over",
-    strict=True,
-)
 def test_refused_checkpoint_says_which_file_and_what_to_do(tmp_path, marker) -> None:
     from zoo.train import CKPT_DIR, CKPT_NAME
 
@@ -98,13 +92,6 @@ def test_refused_checkpoint_says_which_file_and_what_to_do(tmp_path, marker) -> 
     assert str(ckpt) in message and "delete" in message and "weights_only=False" not in message
 
 
-ON_EXCEPTION_OVERWRITES = (
-    "zoo/train.py LastCheckpoint.on_exception saves a checkpoint on any exception, also one raised "
-    "while restoring: the refused checkpoint is overwritten by a fresh step-0 one"
-)
-
-
-@pytest.mark.xfail(reason=ON_EXCEPTION_OVERWRITES, strict=True)
 def test_a_refused_checkpoint_is_left_as_it_was(tmp_path, marker) -> None:
     from zoo.train import CKPT_DIR, CKPT_NAME
 

@@ -238,6 +238,9 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
         train_expert(_spec(), RECIPE, tmp_path, callbacks=[_Interrupt(2)], **kw)
     with pytest.raises(ValueError, match="written by another config"):
         train_expert(_spec(), {**RECIPE, "lr": 0.2}, tmp_path, **kw)
+    # the refused checkpoint is kept as it was (not replaced by a fresh one of the new config)
+    ckpt = tmp_path / "tiny" / CKPT_DIR / CKPT_NAME
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 2
 
 
 def test_init_and_spec_errors(tmp_path):

@@ -35,6 +35,10 @@ class TrainerConfig:
     deterministic: bool = False
     enable_progress_bar: bool = True
     log_every_n_steps: int = 10
+    # also checkpoint every n optimiser steps (null = at each epoch end only)
+    checkpoint_every_n_steps: int | None = None
+    # stop after this many steps (-1 = run every epoch)
+    max_steps: int = -1
 
 
 @dataclass
@@ -55,6 +59,8 @@ class TrainRecipe:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    # linear warm-up of the learning rate over this many epochs (coloured mini data needs it)
+    warmup_epochs: float = 0
     lr_step_epochs: int = 30
     lr_gamma: float = 0.1
     # multi-domain experts: images drawn from each domain per epoch (with replacement when smaller)

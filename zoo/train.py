@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import platform
 import shutil
 import time
@@ -398,6 +399,10 @@ class ExpertModule(L.LightningModule):
             )
 
 
+class CheckpointRefusedError(ValueError, pickle.UnpicklingError):
+    """A checkpoint to resume from cannot be loaded safely (names the file and how to start over)."""
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoints written through a temporary file + rename; loaded with weights_only."""
 
@@ -410,17 +415,41 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(
         self, path: Any, map_location: Any = None, weights_only: bool | None = None
     ) -> dict:
-        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise CheckpointRefusedError(
+                f"refusing to resume from {path}: Weights only load failed, the file holds objects "
+                f"that a weights-only load does not build (it is never fully unpickled); delete "
+                f"{Path(path).parent} to start this expert over"
+            ) from e
+        except (RuntimeError, EOFError, OSError) as e:
+            raise CheckpointRefusedError(
+                f"cannot resume from {path}: the checkpoint is unreadable (corrupted or truncated: "
+                f"{e}); delete {Path(path).parent} to start this expert over"
+            ) from e
 
 
 class LastCheckpoint(L.Callback):
     """Keeps ``path`` = the latest training state: every epoch, every ``every_n_steps`` steps, and
     when training is interrupted (any exception in a single-process run; Ctrl-C / SIGTERM, which
-    reach every rank, in a distributed one)."""
+    reach every rank, in a distributed one).
+
+    Nothing is saved for an exception raised before training starts (e.g. a refused resume): the
+    checkpoint on disk, and the progress it holds, stay as they were.
+    """
 
     def __init__(self, path: Path, every_n_steps: int | None = None) -> None:
         self.path = Path(path)
         self.every_n_steps = every_n_steps
+        self._training = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # reached only after a checkpoint to resume was restored (and accepted)
+        self._training = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._training = False
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)
@@ -433,6 +462,8 @@ class LastCheckpoint(L.Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        if not self._training:
+            return
         if trainer.world_size == 1 or isinstance(exception, KeyboardInterrupt | SIGTERMException):
             trainer.save_checkpoint(self.path, weights_only=False)
 
