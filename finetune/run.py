@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from zoo.devices import ACCELERATORS, resolve_device  # noqa: F401  (re-exported)
 from zoo.io import atomic_write_json, config_hash, git_revision, read_json
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ RESULT_FIELDS = (
     "git_revision",
     "finished_at",
 )
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "16-mixed")
 
 
@@ -268,23 +268,6 @@ def _as_paths(paths: FinetunePaths | DictConfig | dict | None, cfg: Any) -> Fine
 
 # --------------------------------------------------------------------------------------------
 # device and precision
-
-
-def resolve_device(accelerator: str = "auto") -> torch.device:
-    """``auto``: the CUDA device when there is one, else the CPU (one device per run)."""
-    if accelerator not in ACCELERATORS:
-        raise ValueError(f"unknown accelerator {accelerator!r}; known: {', '.join(ACCELERATORS)}")
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"accelerator={accelerator!r} but no CUDA device is available; use cpu or auto"
-            )
-        return torch.device("cuda", torch.cuda.current_device())
-    if accelerator == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError("accelerator='mps' but MPS is not available; use cpu or auto")
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 @functools.cache

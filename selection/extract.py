@@ -47,6 +47,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from selection.sketch import LGCSketcher
+from zoo.devices import ACCELERATORS, resolve_device  # noqa: F401  (re-exported)
 from zoo.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -59,24 +60,6 @@ _ARRAYS = {
     "lgc": ("grads", "labels", "indices"),
     "probe": ("features", "labels", "indices"),
 }
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-
-
-def resolve_device(accelerator: str = "auto") -> torch.device:
-    """``auto`` -> the CUDA device when there is one, else the CPU; ``gpu``/``cuda``/``mps``/``cpu`` as asked."""
-    if accelerator not in ACCELERATORS:
-        raise ValueError(f"unknown accelerator {accelerator!r}; known: {', '.join(ACCELERATORS)}")
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"accelerator={accelerator!r} but no CUDA device is available; use cpu or auto"
-            )
-        return torch.device("cuda")
-    if accelerator == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError("accelerator='mps' but MPS is not available; use cpu or auto")
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def format_shots(shots: int | str) -> str:
