@@ -49,7 +49,7 @@ def mixture_posteriors(
     )
     # EM makes a few small BLAS calls per component and iteration: extra BLAS threads only add
     # synchronisation (on a busy 2-core machine two threads made the fit ~80x slower than one)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1):  # BLAS and OpenMP (k-means init) alike
         return mixture.fit(reduced).predict_proba(reduced)
 
 
