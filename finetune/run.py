@@ -379,6 +379,16 @@ def _loader(
 
 
 @torch.inference_mode()
+def _to_device(
+    x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a batch to ``device`` (images in channels-last layout when asked)."""
+    x = x.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
+
+
 def evaluate(
     model: torch.nn.Module,
     loader,
@@ -391,10 +401,7 @@ def evaluate(
     correct = 0
     total = 0
     for x, y in loader:
-        x = x.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = y.to(device, non_blocking=True)
+        x, y = _to_device(x, y, device, channels_last)
         with _autocast(device, precision):
             logits = model(x)
         correct += int((logits.argmax(dim=1) == y).sum())
@@ -578,10 +585,7 @@ def finetune_run(
     while steps < total_steps and not diverged:
         epochs += 1
         for x, y in train_loader:
-            x = x.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = y.to(device, non_blocking=True)
+            x, y = _to_device(x, y, device, channels_last)
             with _autocast(device, precision):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
