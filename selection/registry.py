@@ -44,13 +44,17 @@ def register_method(
     needs = tuple(needs)
     unknown = [n for n in needs if n not in INPUTS]
     if unknown:
-        raise ValueError(f"method {name!r} needs unknown inputs {unknown}; valid inputs: {list(INPUTS)}")
+        raise ValueError(
+            f"method {name!r} needs unknown inputs {unknown}; valid inputs: {list(INPUTS)}"
+        )
 
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
         sig = inspect.signature(fn)
         missing = [n for n in needs if n not in sig.parameters]
         if missing:
-            raise ValueError(f"method {name!r} declares inputs {missing} that {fn.__name__}() does not take")
+            raise ValueError(
+                f"method {name!r} declares inputs {missing} that {fn.__name__}() does not take"
+            )
         defaults = {
             k: p.default
             for k, p in sig.parameters.items()
@@ -97,9 +101,7 @@ def score(name: str, **inputs: Any) -> float:
         )
     missing = [n for n in method.needs if inputs.get(n) is None]
     if missing:
-        raise ValueError(
-            f"method {name!r} needs {list(method.needs)}; missing: {missing}"
-        )
+        raise ValueError(f"method {name!r} needs {list(method.needs)}; missing: {missing}")
     checked = check_inputs({n: inputs[n] for n in method.needs})
     value = float(method.fn(**checked, **params))
     if not np.isfinite(value):

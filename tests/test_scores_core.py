@@ -279,6 +279,38 @@ def test_nleep_is_leep_of_independently_fitted_mixture_posteriors():
     ) == pytest.approx(value, abs=1e-8)
 
 
+def test_nleep_fits_a_stratified_subset_and_scores_every_row():
+    features, labels = clustered(300, 5, 4, seed=12, spread=0.8)
+    value = selection.score("nleep", features=features, labels=labels, seed=2, fit_samples=120)
+    # independent reference: PCA and mixture fitted on the subset, posteriors for all 300 rows
+    rows = stratified_cap(labels, 120, 2)
+    centred = features - features.mean(axis=0)
+    centred /= np.abs(centred).max()
+    pca = PCA(n_components=0.8, svd_solver="full").fit(centred[rows])
+    unit = np.sqrt(np.mean(np.var(pca.transform(centred[rows]), axis=0)))
+    mixture = GaussianMixture(n_components=20, random_state=2).fit(
+        pca.transform(centred[rows]) / unit
+    )
+    theta = mixture.predict_proba(pca.transform(centred) / unit)
+    assert theta.shape == (300, 20)
+    assert value == pytest.approx(naive_leep(theta, labels), abs=1e-8)
+    # below the bound, the subset is every row: the default equals no bound at all
+    assert selection.score("nleep", features=features, labels=labels, seed=2) == (
+        selection.score("nleep", features=features, labels=labels, seed=2, fit_samples=None)
+    )
+
+
+def test_nleep_caps_the_number_of_components():
+    features, labels = clustered(150, 6, 3, seed=11, spread=0.8)
+    capped = selection.score("nleep", features=features, labels=labels, seed=3, max_components=3)
+    one_per_class = selection.score(
+        "nleep", features=features, labels=labels, seed=3, components_per_class=1
+    )
+    assert capped == one_per_class
+    with pytest.raises(ValueError, match="max_components must be >= 1"):
+        selection.score("nleep", features=features, labels=labels, max_components=0)
+
+
 def test_nleep_needs_enough_samples_for_its_components():
     features, labels = clustered(12, 4, 3, seed=0)
     with pytest.raises(ValueError, match="15 mixture components"):

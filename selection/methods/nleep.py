@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from selection.checks import stratified_cap
 from selection.methods.leep import leep_from_probs
 from selection.methods.lfc import class_index, column_means, max_abs
 from selection.registry import register_method
@@ -18,8 +19,12 @@ def mixture_posteriors(
     variance: float = 0.8,
     covariance_type: str = "full",
     seed: int = 0,
+    fit_index: np.ndarray | None = None,
 ) -> np.ndarray:
     """Posteriors (N, n_components) of a seeded Gaussian mixture fitted to PCA-reduced features.
+
+    PCA and the mixture are fitted on the rows ``fit_index`` (all rows when None); the posteriors
+    are then computed for every row.
 
     PCA keeps the fewest leading components whose explained variance reaches ``variance``
     (sklearn's fractional n_components); the scores are then divided by their overall standard
@@ -38,19 +43,21 @@ def mixture_posteriors(
     if scale == 0.0:
         return np.ones((n, 1))
     centred /= scale
+    fit = centred if fit_index is None else centred[fit_index]
     # both solvers are exact and deterministic; the covariance route avoids an N x D SVD
-    solver = "covariance_eigh" if n >= d else "full"
-    reduced = PCA(n_components=variance, svd_solver=solver, random_state=seed).fit_transform(
-        centred
-    )
-    reduced /= np.sqrt(np.mean(np.var(reduced, axis=0)))
+    solver = "covariance_eigh" if fit.shape[0] >= d else "full"
+    pca = PCA(n_components=variance, svd_solver=solver, random_state=seed).fit(fit)
+    reduced_fit = pca.transform(fit)
+    unit = np.sqrt(np.mean(np.var(reduced_fit, axis=0)))
     mixture = GaussianMixture(
         n_components=n_components, covariance_type=covariance_type, random_state=seed
     )
     # EM makes a few small BLAS calls per component and iteration: extra BLAS threads only add
     # synchronisation (on a busy 2-core machine two threads made the fit ~80x slower than one)
     with threadpool_limits(limits=1):  # BLAS and OpenMP (k-means init) alike
-        return mixture.fit(reduced).predict_proba(reduced)
+        mixture.fit(reduced_fit / unit)
+        reduced = reduced_fit if fit_index is None else pca.transform(centred)
+        return mixture.predict_proba(reduced / unit)
 
 
 @register_method("nleep", needs=("features", "labels"))
@@ -61,6 +68,8 @@ def nleep(
     components_per_class: int = 5,
     covariance_type: str = "full",
     seed: int = 0,
+    max_components: int | None = 1000,
+    fit_samples: int | None = 10000,
 ) -> float:
     """NLEEP = LEEP(theta, y) with theta_z(x_i) = p(z | PCA(x_i)), z a Gaussian-mixture component.
 
@@ -69,18 +78,32 @@ def nleep(
     initialisation seeded by ``seed``; then LEEP of the posteriors:
     (1/N) sum_i log sum_z P(y_i | z) theta_z(x_i), P(y | z) from the soft counts (see ``leep``).
     The log is kept (some public code drops it). Needs N >= components_per_class x C.
+
+    Scale bounds (a full-covariance EM costs ~ N x K x d^2 per iteration): the mixture has at most
+    ``max_components`` components (1000 keeps 5 C for every target of up to 200 classes, so every
+    paper target is unchanged), and PCA and the mixture are fitted on a class-stratified seeded
+    subset of ``fit_samples`` rows (raised to the number of components when smaller; see
+    ``stratified_cap``) whose posteriors are then computed for all N rows. None lifts a bound.
     """
     if not 0 < variance < 1:
         raise ValueError(f"nleep variance must be a fraction in (0, 1); got {variance}")
     if components_per_class < 1:
         raise ValueError(f"nleep components_per_class must be >= 1; got {components_per_class}")
+    for name, bound in (("max_components", max_components), ("fit_samples", fit_samples)):
+        if bound is not None and bound < 1:
+            raise ValueError(f"nleep {name} must be >= 1 or null (no bound); got {bound}")
     _, counts = class_index(labels)
     n_components = components_per_class * len(counts)
+    if max_components is not None:
+        n_components = min(n_components, max_components)
     if features.shape[0] < n_components:
         raise ValueError(
             f"nleep fits {components_per_class} x {len(counts)} = {n_components} mixture components "
             f"and needs at least that many samples; got N={features.shape[0]} "
             f"(use components_per_class <= {features.shape[0] // len(counts)})"
         )
-    theta = mixture_posteriors(features, n_components, variance, covariance_type, seed)
+    fit_index = None
+    if fit_samples is not None and features.shape[0] > fit_samples:
+        fit_index = stratified_cap(labels, max(fit_samples, n_components, len(counts)), seed)
+    theta = mixture_posteriors(features, n_components, variance, covariance_type, seed, fit_index)
     return leep_from_probs(theta, labels)
