@@ -29,7 +29,13 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from zoo.devices import ACCELERATORS, resolve_device  # noqa: F401  (re-exported)
+from zoo.devices import (  # noqa: F401  (ACCELERATORS, PRECISIONS, resolve_precision re-exported)
+    ACCELERATORS,
+    PRECISIONS,
+    autocast,
+    resolve_device,
+    resolve_precision,
+)
 from zoo.io import atomic_write_json, config_hash, git_revision, read_json
 
 log = logging.getLogger(__name__)
@@ -54,7 +60,6 @@ RESULT_FIELDS = (
     "git_revision",
     "finished_at",
 )
-PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "16-mixed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,48 +275,6 @@ def _as_paths(paths: FinetunePaths | DictConfig | dict | None, cfg: Any) -> Fine
 # device and precision
 
 
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off.
-
-    ``torch.backends.cpu.get_cpu_capability()`` reports only the vector ISA level (``AVX512``), not the
-    bf16 extensions, so the flags come from /proc/cpuinfo; oneDNN must also accept bf16.
-    """
-    try:
-        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return False
-    except (AttributeError, RuntimeError):
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision a run uses: ``32-true``, ``bf16-mixed`` or ``16-mixed``.
-
-    ``auto``: bf16 autocast on a CUDA device that supports it (fp16 with loss scaling otherwise), and on
-    a CPU with native bf16; fp32 everywhere else.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    if precision == "32":
-        return "32-true"
-    if precision != "auto":
-        if precision == "16-mixed" and device.type != "cuda":
-            raise ValueError(
-                f"precision='16-mixed' needs a CUDA device, not {device.type}; use bf16-mixed or 32-true"
-            )
-        return precision
-    if device.type == "cuda":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    if device.type == "cpu" and cpu_has_native_bf16():
-        return "bf16-mixed"
-    return "32-true"
-
-
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
@@ -320,11 +283,6 @@ def describe_device(device: torch.device) -> str:
             f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
         )
     return device.type
-
-
-def _autocast(device: torch.device, precision: str) -> torch.autocast:
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +360,7 @@ def evaluate(
     total = 0
     for x, y in loader:
         x, y = _to_device(x, y, device, channels_last)
-        with _autocast(device, precision):
+        with autocast(device, precision):
             logits = model(x)
         correct += int((logits.argmax(dim=1) == y).sum())
         total += int(y.numel())
@@ -586,7 +544,7 @@ def finetune_run(
         epochs += 1
         for x, y in train_loader:
             x, y = _to_device(x, y, device, channels_last)
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)

@@ -47,7 +47,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from selection.sketch import LGCSketcher
-from zoo.devices import ACCELERATORS, resolve_device  # noqa: F401  (re-exported)
+from zoo.devices import ACCELERATORS, autocast, resolve_device, resolve_precision  # noqa: F401
 from zoo.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -151,10 +151,13 @@ class ExtractSettings:
     num_workers: int = 0
     # RSA's probe network (the paper: a ResNet-18 with the fine-tuning recipe; here a short SGD run)
     probe_arch: str = "resnet8"
-    probe_steps: int = 300
+    probe_steps: int = 200
     probe_lr: float = 0.05
     probe_batch_size: int = 64
     probe_weight_decay: float = 5e-4
+    # training precision of the probe (features are always read in fp32): "auto" = bf16 autocast
+    # where it pays off (a GPU, a CPU with native bf16), else fp32; see zoo.devices.resolve_precision
+    probe_precision: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("per_class", "batch_size", "heads", "dim", "probe_steps", "probe_batch_size"):
@@ -190,6 +193,7 @@ class ExtractSettings:
             probe_lr=float(probe.get("lr", defaults.probe_lr)),
             probe_batch_size=int(probe.get("batch_size", defaults.probe_batch_size)),
             probe_weight_decay=float(probe.get("weight_decay", defaults.probe_weight_decay)),
+            probe_precision=str(probe.get("precision", defaults.probe_precision)),
         )
 
 
@@ -361,12 +365,14 @@ def train_probe(
     weight_decay: float,
     seed: int,
     device: torch.device,
+    precision: str = "32-true",
     eval_batch_size: int = 256,
     num_workers: int = 0,
 ) -> np.ndarray:
     """Train ``arch`` from scratch on ``train_set`` (SGD, Nesterov momentum 0.9, cosine decay over
-    ``steps`` steps of ``batch_size`` images drawn with replacement, seeded) and return its
-    penultimate features (N, D) float32 of ``eval_set``."""
+    ``steps`` steps of ``batch_size`` images drawn with replacement, seeded; the forward pass under
+    ``precision``'s autocast) and return its penultimate features (N, D) float32 of ``eval_set``,
+    computed in fp32."""
     from zoo.models import create_model
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -384,9 +390,9 @@ def train_probe(
         )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
         for x, y in loader:
-            loss = torch.nn.functional.cross_entropy(
-                model(x.to(device)), torch.as_tensor(y).to(device)
-            )
+            with autocast(device, precision):
+                logits = model(x.to(device))
+            loss = torch.nn.functional.cross_entropy(logits.float(), torch.as_tensor(y).to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -463,6 +469,7 @@ class Extractor:
                 lr=s.probe_lr,
                 batch_size=s.probe_batch_size,
                 weight_decay=s.probe_weight_decay,
+                precision=resolve_precision(s.probe_precision, self.device),
             )
         return key
 
@@ -572,6 +579,7 @@ class Extractor:
             lr=s.probe_lr,
             batch_size=s.probe_batch_size,
             weight_decay=s.probe_weight_decay,
+            precision=resolve_precision(s.probe_precision, self.device),
             seed=int(np.random.SeedSequence([s.selection_seed, int(seed)]).generate_state(1)[0]),
             device=self.device,
             eval_batch_size=s.batch_size,
