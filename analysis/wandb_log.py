@@ -15,23 +15,12 @@ them later from a machine with network access with::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from analysis.metrics import RANDOM_EXPECTED
-
-MODES = ("online", "offline", "disabled")
-
-
-def resolve_mode(configured: str | None) -> str:
-    """``WANDB_MODE`` if set, else the configured mode, else ``offline``; checked against MODES."""
-    mode = os.environ.get("WANDB_MODE") or configured or "offline"
-    mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
-    if mode not in MODES:
-        raise ValueError(f"invalid wandb mode {mode!r}; valid: {', '.join(MODES)}")
-    return mode
+from zoo.tracking import resolve_mode
 
 
 def summary_values(summary) -> dict[str, float]:

@@ -21,9 +21,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from finetune.run import RESULT_NAME, check_result
 from zoo.io import atomic_write, is_temporary, read_json
@@ -218,3 +221,16 @@ def collect(
         out_dir,
     )
     return runs, gt
+
+
+class CollectAfterMultirun(Callback):
+    """Hydra callback of ``finetune.py -m``: once every job of the multirun has finished (local,
+    joblib, submitit or SLURM launcher alike), collect the results once, in the launching process.
+
+    The jobs themselves do not collect (each would rescan every result); a plain ``finetune.py``
+    collects at its end. ``paths.out_dir`` / ``paths.finetune_dir`` come from the multirun's config.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        out_dir = Path(str(config.paths.out_dir)).expanduser().resolve()
+        collect(out_dir, Path(str(config.paths.finetune_dir)).expanduser().resolve())

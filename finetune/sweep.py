@@ -16,7 +16,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from finetune.run import (
     FinetunePaths,
@@ -192,12 +192,13 @@ def run_sweep(
     *,
     load_entry: Callable[[str, Path], Any] | None = None,
     echo: Callable[[str], None] | None = None,
+    on_result: Callable[[RunKey, dict], None] | None = None,
 ) -> SweepSummary:
     """Execute the runs of ``runs`` that have no valid result yet, one after another.
 
     Each (target, shots, entry) group loads its entry once; every run copies the pristine weights.
     One progress line per executed run and a summary line go to ``echo`` (default: this module's
-    logger at INFO level).
+    logger at INFO level); ``on_result(run, result)`` is called after each executed run.
     """
     if load_entry is None:
         from zoo.store import load_entry
@@ -239,6 +240,8 @@ def run_sweep(
             summary.executed += 1
             summary.seconds += result["seconds"]
             summary.results.append(result)
+            if on_result is not None:
+                on_result(run, result)
             val = "" if result["val_acc"] is None else f" val {result['val_acc']:.1f}%"
             elapsed = time.perf_counter() - t0
             say(
@@ -274,13 +277,22 @@ def finetune_main(cfg: DictConfig) -> SweepSummary:
         ",".join(str(s) for s in _unique(r.seed for r in runs)),
         paths.finetune_dir,
     )
-    summary = run_sweep(runs, settings, paths)
+    from finetune.wandb_log import sweep_run
+
+    out_dir = Path(str(cfg.paths.out_dir)).expanduser().resolve()
+    logger_cfg = OmegaConf.to_container(cfg.logger, resolve=True) if "logger" in cfg else {}
+    config = {
+        k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("finetune", "sweep") if k in cfg
+    }
+    with sweep_run(logger_cfg, runs, out_dir, config) as on_result:
+        summary = run_sweep(runs, settings, paths, on_result=on_result)
     if not _in_multirun():
         # one process saw the whole request: refresh the tables now. The jobs of a multirun would
-        # each rescan every result: there, `python scripts/collect.py` (or analyze.py) does it once.
+        # each rescan every result: there, the CollectAfterMultirun callback (configs/finetune.yaml)
+        # collects once when every job has finished.
         from finetune.collect import collect
 
-        collect(Path(str(cfg.paths.out_dir)).expanduser().resolve(), paths.finetune_dir)
+        collect(out_dir, paths.finetune_dir)
     return summary
 
 

@@ -281,6 +281,30 @@ def test_sweep_writes_rows_and_resumes(tmp_path: Path, zoo_dir: Path) -> None:
     assert {p for p, t in _results(finetune_dir).items() if done.get(p) == t} == set(done) - {lost}
 
 
+def test_sweep_with_wandb_logger_leaves_one_offline_run(
+    tmp_path: Path, zoo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finetune.sweep import RunKey
+    from finetune.wandb_log import run_name
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))  # the run must not go there
+    cfg = _cfg(
+        tmp_path, zoo_dir, "target=mini_polygons", "shots=5", "entry=tiny_a",
+        "optim.lr=[0.1,0.01]", "seed=0", "finetune.min_steps=2", "logger=wandb",
+    )  # fmt: skip
+    assert finetune_main(cfg).executed == 2
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert [p.stat().st_size > 0 for p in runs[0].glob("*.wandb")] == [True]
+    assert not (tmp_path / "elsewhere").exists()
+    one = RunKey("mini_polygons", 5, "tiny_a", 0.1, 0)
+    two = RunKey("mini_digits", 5, "tiny_a", 0.1, 0)
+    assert run_name([one]) == "finetune/mini_polygons-5"
+    assert run_name([one, two]) == "finetune/sweep"
+
+
 KILL_SCRIPT = """
 import os, signal, sys
 import torch
@@ -365,7 +389,10 @@ def test_hydra_multirun_one_job_per_cell(tmp_path: Path, zoo_dir: Path) -> None:
         p.relative_to(tmp_path / "finetune").parts[:2] for p in _results(tmp_path / "finetune")
     )
     assert found == [("mini_polygons", "shots=3"), ("mini_polygons", "shots=5")]
-    assert not (tmp_path / "finetune_gt.parquet").exists()  # multirun jobs leave it to collect
+    # the jobs do not collect; the launching process does, once, after the last job
+    gt = pd.read_parquet(tmp_path / "finetune_gt.parquet")
+    assert sorted(gt["shots"]) == ["3", "5"] and set(gt["entry"]) == {"tiny_b"}
+    assert proc.stdout.count("collected 2 runs") + proc.stderr.count("collected 2 runs") == 1
     jobs = sorted((tmp_path / "logs" / "finetune-multirun").glob("*/.hydra/overrides.yaml"))
     assert sorted(o for j in jobs for o in OmegaConf.load(j) if o.startswith("shots=")) == [
         "shots=3",

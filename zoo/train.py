@@ -58,11 +58,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from zoo.devices import resolve_precision as resolve_device_precision
 from zoo.io import atomic_path, config_hash, git_revision
 from zoo.models import Classifier, arch_spec, create_model, normalize_arch_kwargs
 from zoo.multidomain import KINDS as MULTI_KINDS
 from zoo.multidomain import MultiDomainClassifier
 from zoo.store import check_expert_id, has_expert, load_entry, save_expert, write_manifest
+from zoo.tracking import resolve_mode
 
 log = logging.getLogger(__name__)
 
@@ -475,23 +477,13 @@ def resolve_accelerator(accelerator: str) -> str:
     return "gpu" if accelerator == "cuda" else accelerator
 
 
-def cpu_has_bf16() -> bool:
-    """True when this CPU has native bf16 kernels (AVX512-BF16 or AMX) for oneDNN."""
-    try:
-        return bool(
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        )
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto`` -> bf16-mixed on a bf16 GPU (16-mixed on older GPUs) or a bf16 CPU, else 32-true."""
+    """``auto`` -> bf16-mixed on a bf16 GPU (16-mixed on older GPUs) or a bf16 CPU, else 32-true;
+    any other value is Lightning's precision string, passed through."""
     if str(precision) != "auto":
         return str(precision)
-    if resolve_accelerator(accelerator) == "gpu":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_bf16() else "32-true"
+    gpu = resolve_accelerator(accelerator) == "gpu"
+    return resolve_device_precision("auto", torch.device("cuda" if gpu else "cpu"))
 
 
 def _device_name(trainer: L.Trainer) -> str:
@@ -690,7 +682,7 @@ def _make_logger(
             name=f"train_zoo/{expert_id}",
             group=logger_cfg.get("group"),
             entity=logger_cfg.get("entity"),
-            mode=logger_cfg.get("mode") or "offline",
+            mode=resolve_mode(logger_cfg.get("mode")),
             save_dir=str(save_dir),
             job_type="train_zoo",
         )
@@ -1095,7 +1087,8 @@ def train_zoo_main(cfg: Any) -> None:
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     is_zero = True
-    for spec in specs:
+    start = time.perf_counter()
+    for i, spec in enumerate(specs, 1):
         if has_expert(zoo_dir, spec.id):
             print(f"skipped  {spec.id}: already in {zoo_dir}", flush=True)
             continue
@@ -1115,7 +1108,11 @@ def train_zoo_main(cfg: Any) -> None:
             is_zero = False
             continue
         verb = "imported" if spec.type == "pretrained" else "trained "
-        print(f"{verb} {spec.id}: {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"{verb} {spec.id}: {time.perf_counter() - t0:.1f} s [{i}/{len(specs)} experts,"
+            f" elapsed {time.perf_counter() - start:.0f} s]",
+            flush=True,
+        )
     if is_zero:
         path = write_manifest(zoo_dir)
         print(f"manifest {path}", flush=True)
