@@ -16,10 +16,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The fine-tuning and scoring stages are multiruns, one job per (target, shots) cell (the sweep
+# config's hydra.sweeper.params), run two at a time by the joblib launcher with one thread each:
+# on a 2-core CPU that beats one process with two threads on these small models. A cluster user
+# runs the same commands with launcher=slurm.
 STAGES = [
     ("train the zoo", ["train_zoo.py"]),
-    ("fine-tune (ground truth)", ["finetune.py"]),
-    ("score every entry with every method", ["evaluate_selection.py", "method=all"]),
+    ("fine-tune (ground truth)", ["finetune.py", "-m", "launcher=joblib"]),
+    (
+        "score every entry with every method",
+        ["evaluate_selection.py", "-m", "launcher=joblib", "method=all"],
+    ),
     ("analyse the rankings", ["analyze.py"]),
 ]
 
@@ -42,16 +49,21 @@ def resolved_paths(overrides: list[str]) -> tuple[Path, str]:
 
 def main(overrides: list[str]) -> int:
     reports_dir, name = resolved_paths(overrides)
+    # progress bars redraw a line per step: in a log file (not a terminal) the stages' own progress
+    # lines (one per expert, fine-tuning run and scored entry) say enough
+    quiet = [] if sys.stdout.isatty() else ["trainer.enable_progress_bar=false"]
     start = time.perf_counter()
     timings = []
     for i, (title, command) in enumerate(STAGES, 1):
         t0 = time.perf_counter()
         print(f"\n=== [{i}/{len(STAGES)}] {title} (elapsed {_fmt(t0 - start)}) ===", flush=True)
-        proc = subprocess.run([sys.executable, *command, *overrides], cwd=ROOT)
+        proc = subprocess.run([sys.executable, *command, *quiet, *overrides], cwd=ROOT)
         seconds = time.perf_counter() - t0
         timings.append((title, seconds))
         if proc.returncode != 0:
-            print(f"\nstage {i} ({title}) failed with exit status {proc.returncode} after {_fmt(seconds)}")
+            print(
+                f"\nstage {i} ({title}) failed with exit status {proc.returncode} after {_fmt(seconds)}"
+            )
             return proc.returncode
         print(f"=== [{i}/{len(STAGES)}] done in {_fmt(seconds)} ===", flush=True)
     total = time.perf_counter() - start
