@@ -26,11 +26,14 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# extra Hydra overrides for every stage: make demo ARGS='logger=wandb'
+ARGS ?=
+
 demo: install
-	$(PY) scripts/run_mini.py
+	$(PY) scripts/run_mini.py $(ARGS)
 
 demo-large: install
-	$(PY) scripts/run_mini.py experiment=mini_large
+	$(PY) scripts/run_mini.py experiment=mini_large $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
