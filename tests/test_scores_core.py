@@ -300,6 +300,18 @@ def test_nleep_fits_a_stratified_subset_and_scores_every_row():
     )
 
 
+def test_nleep_posteriors_in_row_blocks_equal_one_block(monkeypatch):
+    import selection.methods.nleep as nleep_module
+
+    features, labels = clustered(300, 5, 4, seed=12, spread=0.8)
+    for fit_samples in (None, 120):  # the fitted rows are all rows, or a subset
+        whole = selection.score("nleep", features=features, labels=labels, fit_samples=fit_samples)
+        monkeypatch.setattr(nleep_module, "BLOCK", 7)
+        blocks = selection.score("nleep", features=features, labels=labels, fit_samples=fit_samples)
+        monkeypatch.undo()
+        assert blocks == pytest.approx(whole, abs=1e-12)
+
+
 def test_nleep_caps_the_number_of_components():
     features, labels = clustered(150, 6, 3, seed=11, spread=0.8)
     capped = selection.score("nleep", features=features, labels=labels, seed=3, max_components=3)

@@ -12,6 +12,8 @@ from selection.methods.leep import leep_from_probs
 from selection.methods.lfc import class_index, column_means, max_abs
 from selection.registry import register_method
 
+BLOCK = 8192  # rows per posterior block
+
 
 def mixture_posteriors(
     features: np.ndarray,
@@ -56,8 +58,14 @@ def mixture_posteriors(
     # synchronisation (on a busy 2-core machine two threads made the fit ~80x slower than one)
     with threadpool_limits(limits=1):  # BLAS and OpenMP (k-means init) alike
         mixture.fit(reduced_fit / unit)
-        reduced = reduced_fit if fit_index is None else pca.transform(centred)
-        return mixture.predict_proba(reduced / unit)
+        # posteriors row block by row block (each row's are its own): sklearn holds several
+        # N x K temporaries per call, which at N = 50k and K = 1000 is gigabytes
+        theta = np.empty((n, n_components))
+        for start in range(0, n, BLOCK):
+            rows = centred[start : start + BLOCK]
+            block = reduced_fit[start : start + BLOCK] if fit_index is None else pca.transform(rows)
+            theta[start : start + BLOCK] = mixture.predict_proba(block / unit)
+        return theta
 
 
 @register_method("nleep", needs=("features", "labels"))
