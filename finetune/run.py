@@ -510,6 +510,10 @@ def finetune_run(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not settings.deterministic
         torch.backends.cudnn.deterministic = settings.deterministic
+    if settings.deterministic:
+        # an op without a deterministic kernel raises instead of silently varying (on CUDA, set
+        # CUBLAS_WORKSPACE_CONFIG=:4096:8 first); never switched off here once a user switched it on
+        torch.use_deterministic_algorithms(True)
 
     batch, total_steps, drop_last = _schedule(len(train_set), settings)
     torch.manual_seed(seed)

@@ -81,6 +81,28 @@ def test_finetuning_accuracy_is_identical(tmp_path: Path, zoo_dir: Path) -> None
     assert (other["test_acc"], other["config_hash"]) != (a["test_acc"], a["config_hash"])
 
 
+def test_deterministic_setting_switches_torch_to_deterministic_kernels(
+    tmp_path: Path, zoo_dir: Path
+) -> None:
+    from finetune.run import FinetunePaths, FinetuneSettings, finetune_run
+
+    paths = FinetunePaths(zoo_dir=zoo_dir, finetune_dir=tmp_path / "ft")
+    args = ("tiny_a", "mini_polygons", 5, 0.05, 1)
+    plain = FinetuneSettings(epochs=1, min_steps=4, batch_size=8, num_workers=0)
+    strict = FinetuneSettings(
+        epochs=1, min_steps=4, batch_size=8, num_workers=0, deterministic=True
+    )
+    assert not torch.are_deterministic_algorithms_enabled()
+    try:
+        a = finetune_run(*args, plain, paths, write=False)
+        b = finetune_run(*args, strict, paths, write=False)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    # on a CPU the kernels were deterministic already: the same accuracy
+    assert (a["test_acc"], a["steps"]) == (b["test_acc"], b["steps"])
+
+
 GT = """target,entry,acc
 t1,a,81.5
 t1,b,70.25

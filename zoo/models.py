@@ -37,7 +37,7 @@ MINI_STD = (0.25, 0.25, 0.25)
 
 
 class Classifier(nn.Module):
-    """``head(pool(body(x)))`` with the pieces selection needs exposed.
+    """``head(mean over space of body(x))`` with the pieces selection needs exposed.
 
     Args:
         body: maps ``(B, 3, H, W)`` images to a ``(B, feature_dim, h, w)`` feature map.
@@ -49,7 +49,6 @@ class Classifier(nn.Module):
     def __init__(self, body: nn.Module, feature_dim: int, num_classes: int, last_conv: str) -> None:
         super().__init__()
         self.body = body
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(feature_dim, num_classes)
         self.feature_dim = int(feature_dim)
         self.last_conv_name = last_conv
@@ -58,8 +57,10 @@ class Classifier(nn.Module):
         self.arch_kwargs: dict[str, Any] = {}
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Penultimate features ``(B, feature_dim)`` of images ``(B, 3, H, W)``."""
-        return torch.flatten(self.pool(self.body(x)), 1)
+        """Penultimate features ``(B, feature_dim)`` of images ``(B, 3, H, W)``: the body's map
+        averaged over space (a mean rather than ``AdaptiveAvgPool2d``, whose CUDA backward has no
+        deterministic kernel and fails under ``torch.use_deterministic_algorithms``)."""
+        return self.body(x).mean(dim=(2, 3))
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, num_classes)``."""
