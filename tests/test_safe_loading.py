@@ -197,8 +197,9 @@ def test_cache_and_profile_files_are_read_without_pickles(tmp_path: Path, marker
     save_tiny_expert(zoo, "tiny", seed=0)
     profile = zoo / "tiny" / "source_profile.npz"
     _npz_with_object(profile, marker, "src.means", **{"src.counts": np.ones(5)})
-    with pytest.raises(ValueError, match="allow_pickle=False"):
+    with pytest.raises(ValueError, match="allow_pickle=False") as refused:
         load_source_profile("tiny", zoo)
+    assert f"cannot read source profile {profile}" in str(refused.value)  # names the file
 
 
 # ------------------------------------------------------------------------------ the sources

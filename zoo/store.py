@@ -312,13 +312,21 @@ def load_source_profile(entry_id: str, zoo_dir: str | os.PathLike) -> tuple[np.n
     try:
         with np.load(path, allow_pickle=False) as z:
             if f"{domain}.means" not in z.files:
-                raise ValueError(
-                    f"no source profile for entry {entry_id!r} (domain {domain!r}) in {path}: the expert "
-                    f"was stored without its source data (type {card['type']})"
+                arrays = None
+            else:
+                arrays = (
+                    z[f"{domain}.means"].astype(np.float64),
+                    z[f"{domain}.counts"].astype(np.int64),
                 )
-            return z[f"{domain}.means"].astype(np.float64), z[f"{domain}.counts"].astype(np.int64)
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as e:
+        # ValueError: e.g. an object (pickled) array, refused by allow_pickle=False
         raise ValueError(f"cannot read source profile {path}: {e}") from e
+    if arrays is None:
+        raise ValueError(
+            f"no source profile for entry {entry_id!r} (domain {domain!r}) in {path}: the expert "
+            f"was stored without its source data (type {card['type']})"
+        )
+    return arrays
 
 
 def write_manifest(zoo_dir: str | os.PathLike) -> Path:
