@@ -29,6 +29,7 @@ from finetune.run import (
     parse_shots,
     result_path,
 )
+from finetune.wandb_log import sweep_run
 
 log = logging.getLogger(__name__)
 
@@ -277,8 +278,6 @@ def finetune_main(cfg: DictConfig) -> SweepSummary:
         ",".join(str(s) for s in _unique(r.seed for r in runs)),
         paths.finetune_dir,
     )
-    from finetune.wandb_log import sweep_run
-
     out_dir = Path(str(cfg.paths.out_dir)).expanduser().resolve()
     logger_cfg = OmegaConf.to_container(cfg.logger, resolve=True) if "logger" in cfg else {}
     config = {

@@ -1,6 +1,6 @@
 """Run the whole benchmark chain with the project's own entry points, one stage after another:
 
-    train_zoo.py -> finetune.py -> evaluate_selection.py method=all -> analyze.py
+    train_zoo.py -> finetune.py -m -> evaluate_selection.py -m method=all -> analyze.py
 
 Every argument is a Hydra override passed to every stage (e.g. ``benchmark=mini``,
 ``experiment=smoke``, ``paths.out_dir=/tmp/zb``, ``logger=wandb``); put stage-specific values in an

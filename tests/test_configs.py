@@ -139,3 +139,16 @@ def test_benchmark_choice_switches_zoo_and_sweep():
     assert mini.benchmark.name == "mini" and paper.benchmark.name == "paper"
     assert list(paper.sweep.targets) == list(paper.benchmark.targets)
     assert mini.finetune.epochs != paper.finetune.epochs
+
+
+@pytest.mark.parametrize("config_name", ["finetune", "evaluate_selection"])
+def test_multirun_jobs_follow_the_configured_targets_and_shots(config_name):
+    default = compose(config_name, hydra_config=True).hydra.sweeper.params
+    assert default.target == "mini_digits,mini_greek,mini_polygons,mini_fabrics"
+    assert default.shots == "full,20"
+    paper = compose(config_name, ["benchmark=paper"], hydra_config=True).hydra.sweeper.params
+    assert paper.target.split(",")[:2] == ["cucumber9", "dtd"] and paper.shots == "full,20,5"
+    # an experiment (or an override) that changes the lists changes the jobs
+    small = compose(config_name, ["experiment=mini_small", "sweep.shots=[20]"], hydra_config=True)
+    assert small.hydra.sweeper.params.target == "mini_digits,mini_polygons"
+    assert small.hydra.sweeper.params.shots == "20"

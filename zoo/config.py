@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -97,4 +98,14 @@ def register_configs() -> None:
     cs.store(group="finetune", name="schema", node=FinetuneRecipe)
 
 
+def sweep_values(values: Any) -> str:
+    """``${sweep_values:${sweep.targets}}`` -> ``"a,b,c"``: a config list as the comma-separated
+    values of a Hydra sweep parameter, so that ``-m`` sweeps whatever the config lists."""
+    if isinstance(values, str):
+        return values
+    return ",".join(str(v) for v in values)
+
+
 register_configs()
+if not OmegaConf.has_resolver("sweep_values"):
+    OmegaConf.register_new_resolver("sweep_values", sweep_values)
