@@ -3,6 +3,7 @@
     python benchmarks/bench_load.py                       # 30 entries, 1000 classes x 50, D = 512
     python benchmarks/bench_load.py --entries 3           # measure 3 entries, extrapolate to 30
     python benchmarks/bench_load.py --methods lfc,gbc --entries 2 --timeout 300
+    python benchmarks/bench_load.py --entries 1 --together-entries 30   # method=all over the whole zoo
 
 What runs is :func:`selection.evaluate.score_cell`, the function ``evaluate_selection.py`` calls for
 one (target, shots) cell, with its method list, its sample cap for quadratic methods
@@ -305,6 +306,12 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated methods not to run")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per method worker")
     parser.add_argument("--no-together", action="store_true", help="skip the joint run")
+    parser.add_argument(
+        "--together-entries",
+        type=int,
+        default=1,
+        help="entries of the joint run (--zoo: the whole zoo through the method=all path)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -347,12 +354,14 @@ def main() -> None:
     finished = [m for m in methods if isinstance(results[m], dict)]
     finished = [m for m in finished if results[m]["methods"][m]["entries"]]
     if not args.no_together and finished:
-        together = run_worker(finished, args, 1, args.timeout * len(finished))
+        n_joint = args.together_entries
+        together = run_worker(finished, args, n_joint, args.timeout * len(finished) * n_joint)
         if isinstance(together, str):
             print(f"together: {together}")
         else:
             print(
-                f"together ({len(finished)} methods, 1 entry): {together['wall_seconds']:.1f} s, "
+                f"together ({len(finished)} methods, {n_joint} entries): "
+                f"{together['wall_seconds']:.1f} s, "
                 f"peak RSS {_gib(together['maxrss_mib'])} GiB",
                 flush=True,
             )
