@@ -36,29 +36,34 @@ def sweep_run(
     logger_cfg: Mapping[str, Any], runs: Sequence[Any], out_dir: str | Path, config: Mapping
 ) -> Iterator[Any]:
     """Yield ``on_result(run_key, result)`` logging each executed run to a wandb run (or None when
-    the logger is not wandb). At exit the table of the logged runs and the totals are written and
-    ``wandb.finish()`` is called, also when the sweep fails."""
+    the logger is not wandb). The wandb run opens with the first executed run (a rerun that finds
+    everything finished leaves none); at exit the table of the logged runs and the totals are
+    written and ``wandb.finish()`` is called, also when the sweep fails."""
     if (logger_cfg or {}).get("type") != "wandb":
         yield None
         return
     import wandb
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(
-        project=logger_cfg.get("project") or "zoobench",
-        entity=logger_cfg.get("entity") or None,
-        group=logger_cfg.get("group") or None,
-        job_type="finetune",
-        name=run_name(runs),
-        dir=str(out_dir),
-        mode=resolve_mode(logger_cfg.get("mode")),
-        config=dict(config),
-        settings=wandb.Settings(console="off", x_disable_stats=True),
-    )
     rows: list[list] = []
+    opened: list[Any] = []
+
+    def open_run() -> Any:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        return wandb.init(
+            project=logger_cfg.get("project") or "zoobench",
+            entity=logger_cfg.get("entity") or None,
+            group=logger_cfg.get("group") or None,
+            job_type="finetune",
+            name=run_name(runs),
+            dir=str(out_dir),
+            mode=resolve_mode(logger_cfg.get("mode")),
+            config=dict(config),
+            settings=wandb.Settings(console="off", x_disable_stats=True),
+        )
 
     def on_result(key: Any, result: Mapping[str, Any]) -> None:
+        if not opened:
+            opened.append(open_run())
         row = [
             key.target,
             format_shots(key.shots),
@@ -72,16 +77,17 @@ def sweep_run(
             bool(result["diverged"]),
         ]
         rows.append(row)
-        run.log({"run/" + c: v for c, v in zip(COLUMNS, row) if c in ("test_acc", "seconds")})
+        opened[0].log({"run/" + c: v for c, v in zip(COLUMNS, row) if c in ("test_acc", "seconds")})
 
     try:
         yield on_result
     finally:
-        try:
-            if rows:
+        if opened:
+            run = opened[0]
+            try:
                 run.log({"runs": wandb.Table(columns=list(COLUMNS), data=rows)})
-            run.summary["planned"] = len(runs)
-            run.summary["executed"] = len(rows)
-            run.summary["seconds"] = float(sum(r[COLUMNS.index("seconds")] for r in rows))
-        finally:
-            wandb.finish()
+                run.summary["planned"] = len(runs)
+                run.summary["executed"] = len(rows)
+                run.summary["seconds"] = float(sum(r[COLUMNS.index("seconds")] for r in rows))
+            finally:
+                wandb.finish()

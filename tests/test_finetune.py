@@ -299,6 +299,9 @@ def test_sweep_with_wandb_logger_leaves_one_offline_run(
     assert len(runs) == 1
     assert [p.stat().st_size > 0 for p in runs[0].glob("*.wandb")] == [True]
     assert not (tmp_path / "elsewhere").exists()
+    # a rerun with nothing left to run opens no (empty) wandb run
+    assert finetune_main(cfg).executed == 0
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
     one = RunKey("mini_polygons", 5, "tiny_a", 0.1, 0)
     two = RunKey("mini_digits", 5, "tiny_a", 0.1, 0)
     assert run_name([one]) == "finetune/mini_polygons-5"
