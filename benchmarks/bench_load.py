@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -47,6 +46,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.memory import maxrss_kib, reset_peak, status_kib  # noqa: E402
 
 LATENT = 64
 SOURCE_CLASSES = 1000
@@ -177,28 +178,6 @@ class SyntheticExtractor:
         return Probe(np.maximum(self.latent @ mixing, 0.0), self.labels, self.indices, 0.0, True)
 
 
-# ---------------------------------------------------------------- memory
-
-
-def _status_kib(field_name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field_name} not in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        return True
-    except OSError:
-        return False
-
-
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 # ---------------------------------------------------------------- one worker
 
 
@@ -217,15 +196,15 @@ def worker(methods: list[str], shape: Shape, entries: int, sample_cap: int) -> d
     peaks: dict[str, list[float]] = {m: [] for m in methods}
     bases: dict[str, list[float]] = {m: [] for m in methods}
     real_score = ev.score
-    exact = _reset_peak()
+    exact = reset_peak()
 
     def measured_score(name: str, **inputs: Any) -> float:
-        bases[name].append(_status_kib("VmRSS") / 1024)
-        _reset_peak()
+        bases[name].append(status_kib("VmRSS") / 1024)
+        reset_peak()
         try:
             return real_score(name, **inputs)
         finally:
-            peaks[name].append(_status_kib("VmHWM") / 1024 if exact else _maxrss_mib())
+            peaks[name].append(status_kib("VmHWM") / 1024 if exact else maxrss_kib() / 1024)
 
     ev.score = measured_score
     start = time.perf_counter()
@@ -245,7 +224,7 @@ def worker(methods: list[str], shape: Shape, entries: int, sample_cap: int) -> d
         "methods": out,
         "wall_seconds": wall,
         "synth_seconds": extractor.synth_seconds,
-        "maxrss_mib": _maxrss_mib(),
+        "maxrss_mib": maxrss_kib() / 1024,
         "exact_peak": exact,
     }
 

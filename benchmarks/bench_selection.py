@@ -38,6 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.memory import maxrss_kib, reset_peak, status_kib  # noqa: E402
+
 FULL_SIZES = [
     (1000, 20),
     (5000, 20),
@@ -109,21 +111,6 @@ def write_capped(out: Path, cap: int, seed: int) -> int:
 # ---------------------------------------------------------------- one measurement (subprocess)
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        return True
-    except OSError:
-        return False
-
-
 def naive_lfc(features: np.ndarray, labels: np.ndarray) -> float:
     kernel = features @ features.T
     target = 2.0 * (labels[:, None] == labels[None, :]) - 1.0
@@ -142,15 +129,15 @@ def measure(method: str, data: Path, capped: bool) -> dict:
         else:
             inputs[name] = np.load(data / f"{prefix}{name}.npy")
     gc.collect()
-    exact_peak = _reset_peak()
-    base = _status_kib("VmRSS")
+    exact_peak = reset_peak()
+    base = status_kib("VmRSS")
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     if method == "naive_lfc":
         value = naive_lfc(**inputs)
     else:
         value = selection.score(method, **inputs)
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
-    peak = _status_kib("VmHWM") if exact_peak else _maxrss_kib()
+    peak = status_kib("VmHWM") if exact_peak else maxrss_kib()
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
@@ -165,12 +152,6 @@ def _cpu_seconds() -> float:
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _maxrss_kib() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # ---------------------------------------------------------------- driver
