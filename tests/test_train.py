@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -13,17 +14,22 @@ import torch
 from torch.utils.data import TensorDataset
 
 from tests.conftest import compose
+from zoo.io import atomic_write_json, config_hash
 from zoo.models import create_model
 from zoo.multidomain import DomainBatchNorm2d
 from zoo.store import CARD, load_entry, load_source_profile, load_weights
 from zoo.train import (
     CKPT_DIR,
     CKPT_NAME,
+    RECIPE_DEFAULTS,
     DomainBatchSampler,
     DomainData,
     ExpertSpec,
+    expert_config_hash,
     init_backbone,
     lr_factor,
+    spec_from_zoo,
+    stored_mismatch,
     train_expert,
     train_zoo_main,
 )
@@ -269,17 +275,27 @@ def test_init_and_spec_errors(tmp_path):
         init_backbone(create_model("resnet8", 7), "src", tmp_path, "resnet8", {})
 
 
-def test_train_zoo_main_trains_skips_and_writes_the_manifest(tmp_path, capsys):
+ZOO_OVERRIDES = [
+    "logger=none",
+    "trainer.accelerator=cpu",
+    "trainer.precision=32-true",
+    "trainer.enable_progress_bar=false",
+    "train.epochs=1",
+    "train.batch_size=16",
+    "train.max_per_class=4",
+    "train.num_workers=0",
+]
+
+
+def _card(zoo: Path, expert: str) -> dict:
+    return json.loads((zoo / expert / CARD).read_text())
+
+
+def test_train_zoo_main_reuses_only_the_same_expert(tmp_path, capsys):
+    zoo = Path(tmp_path) / "zoo"
     overrides = [
         f"paths.out_dir={tmp_path}",
-        "logger=none",
-        "trainer.accelerator=cpu",
-        "trainer.precision=32-true",
-        "trainer.enable_progress_bar=false",
-        "train.epochs=1",
-        "train.batch_size=16",
-        "train.max_per_class=4",
-        "train.num_workers=0",
+        *ZOO_OVERRIDES,
         "zoo.experts=[{id:tiny,arch:resnet8,datasets:[mini_shapes]},"
         "{id:lite0,arch:efficientnet_lite0,type:pretrained,pretrained:imagenet}]",
     ]
@@ -287,18 +303,105 @@ def test_train_zoo_main_trains_skips_and_writes_the_manifest(tmp_path, capsys):
     train_zoo_main(cfg)
     out = capsys.readouterr().out
     assert "trained  tiny" in out and "imported lite0" in out
-    manifest = pd.read_csv(Path(tmp_path) / "zoo" / "manifest.csv")
+    manifest = pd.read_csv(zoo / "manifest.csv")
     assert manifest["entry_id"].tolist() == ["lite0", "tiny"]
     assert manifest.set_index("entry_id").loc["lite0", "num_classes"] == 1000
-    train_zoo_main(cfg)
+    first = _card(zoo, "tiny")
+    # the stored hash is the requested expert's: spec, recipe (defaults < train < the expert's
+    # own), seed and step cap; num_workers changes speed only and stays out
+    spec = ExpertSpec(id="tiny", arch="resnet8", datasets=["mini_shapes"])
+    recipe = {**RECIPE_DEFAULTS, **dict(cfg.train)}
+    del recipe["overwrite"], recipe["num_workers"]
+    assert first["config_hash"] == config_hash(
+        {"spec": asdict(spec), "recipe": recipe, "seed": 0, "max_steps": -1}
+    )
+    assert first["config_hash"] == expert_config_hash(spec, {**recipe, "num_workers": 3}, 0, -1)
+
+    # the same config (and another num_workers): both reused
+    train_zoo_main(compose("train_zoo", [*overrides, "train.num_workers=1"]))
     out = capsys.readouterr().out
-    assert "skipped  tiny" in out and "skipped  lite0" in out
+    assert f"skipped  tiny: already in {zoo} (config {first['config_hash']})" in out
+    assert "skipped  lite0" in out
+
+    # another recipe under the same id: refused before anything is trained, naming both hashes
+    other = compose("train_zoo", [*overrides, "train.lr=0.05"])
+    wanted = expert_config_hash(spec, {**recipe, "lr": 0.05}, 0, -1)
+    with pytest.raises(ValueError) as info:
+        train_zoo_main(other)
+    msg = str(info.value)
+    assert f"tiny: stored config hash {first['config_hash']}, requested {wanted}" in msg
+    assert "lite0" not in msg  # the pretrained expert is the same
+    assert "paths.out_name" in msg and "train.overwrite=true" in msg
+    assert _card(zoo, "tiny") == first  # untouched
+
+    # train.overwrite=true retrains it and replaces it as a whole
+    train_zoo_main(compose("train_zoo", [*overrides, "train.lr=0.05", "train.overwrite=true"]))
+    out = capsys.readouterr().out
+    assert "retrain  tiny: stored config hash" in out and "trained  tiny" in out
+    assert "skipped  lite0" in out
+    second = _card(zoo, "tiny")
+    assert second["config_hash"] == wanted and second["recipe"]["lr"] == 0.05
+    assert second["weights_sha256"] != first["weights_sha256"]
+    assert "overwrite" not in second["recipe"]
+    load_weights("tiny", zoo)  # weights and card agree (sha256 checked)
+    assert not [p for p in zoo.iterdir() if p.name.startswith(".")]  # no staging left
+
     # one expert from the command line: derived id <arch>_<dataset>
     cli = compose("train_zoo", overrides[:-1] + ["dataset=mini_shapes", "arch=resnet8"])
     train_zoo_main(cli)
     assert "trained  resnet8_mini_shapes" in capsys.readouterr().out
-    card = json.loads((Path(tmp_path) / "zoo" / "resnet8_mini_shapes" / CARD).read_text())
+    card = _card(zoo, "resnet8_mini_shapes")
     assert card["domains"][0]["num_classes"] == 10 and card["recipe"]["max_per_class"] == 4
+
+
+def test_an_expert_of_a_retrained_init_is_stale(tmp_path, capsys):
+    zoo = Path(tmp_path) / "zoo"
+    overrides = [
+        f"paths.out_dir={tmp_path}",
+        *ZOO_OVERRIDES,
+        "zoo.experts=[{id:base,arch:resnet8,arch_kwargs:{width:0.25},datasets:[mini_shapes]},"
+        "{id:child,arch:resnet8,arch_kwargs:{width:0.25},datasets:[mini_shapes],init:base}]",
+    ]
+    train_zoo_main(compose("train_zoo", overrides))
+    base, child = _card(zoo, "base"), _card(zoo, "child")
+    assert child["init_weights_sha256"] == base["weights_sha256"]
+    assert base["init_weights_sha256"] is None
+    capsys.readouterr()
+
+    # base replaced behind the zoo's back (another run wrote it): child started from other weights
+    train_expert(
+        ExpertSpec(id="base", arch="resnet8", datasets=["mini_shapes"], arch_kwargs=ARCH_KW),
+        {**RECIPE, "epochs": 1, "max_per_class": 4},
+        zoo,
+        trainer_cfg=TRAINER,
+        logger_cfg={"type": "none"},
+        data_dir=Path(compose("train_zoo").paths.data_dir).resolve(),
+    )
+    new_sha = _card(zoo, "base")["weights_sha256"]
+    with pytest.raises(ValueError) as info:
+        train_zoo_main(compose("train_zoo", overrides))
+    msg = str(info.value)
+    assert "base: stored config hash" in msg  # another recipe than the zoo's
+    assert "child: its init expert 'base' is trained again" in msg
+
+    # overwriting retrains base, then child from the new base
+    train_zoo_main(compose("train_zoo", [*overrides, "train.overwrite=true"]))
+    out = capsys.readouterr().out
+    assert "retrain  base" in out and "retrain  child" in out
+    base2, child2 = _card(zoo, "base"), _card(zoo, "child")
+    assert base2["weights_sha256"] != new_sha
+    assert child2["init_weights_sha256"] == base2["weights_sha256"]
+    assert child2["config_hash"] == child["config_hash"]
+
+    # a card that records other init weights than the init's current ones is stale too
+    spec = spec_from_zoo(compose("train_zoo", overrides).zoo.experts[1])
+    assert stored_mismatch(spec, child2["config_hash"], zoo) is None
+    atomic_write_json(zoo / "child" / CARD, {**child2, "init_weights_sha256": "f" * 64})
+    why = stored_mismatch(spec, child2["config_hash"], zoo)
+    assert why == (
+        f"its init expert 'base' was retrained since (weights sha256 {'f' * 12} then, "
+        f"{base2['weights_sha256'][:12]} now)"
+    )
 
 
 @pytest.mark.parametrize("zoo_name", ["mini", "mini_large", "paper"])
@@ -311,8 +414,11 @@ def test_zoo_configs_parse(zoo_name):
     ids = [s.id for s in specs]
     assert len(ids) == len(set(ids))
     sources = set(cfg.benchmark.sources)
+    # mini_general: the generalist's data as a domain of multi_bn (the domain baseline)
+    extra = {"mini_general"} if zoo_name != "paper" else set()
     for s in specs:
-        assert s.type == "pretrained" or set(s.datasets) <= sources, s
+        allowed = sources | (extra if s.type == "multi_bn" else set())
+        assert s.type == "pretrained" or set(s.datasets) <= allowed, s
         if s.init:  # an init expert is listed (hence trained) before the expert it initialises
             assert ids.index(s.init) < ids.index(s.id)
     # every configured entry belongs to a listed expert (<expert> or <expert>@<one of its datasets>)
@@ -323,6 +429,17 @@ def test_zoo_configs_parse(zoo_name):
         assert (domain in by_id[expert].datasets) == (
             by_id[expert].type in ("multi_bn", "shared", "adapter")
         )
+    # the benchmark's domain baseline is one of the zoo's entries (a multi_bn domain)
+    assert cfg.benchmark.domain_baseline in cfg.zoo.entries
+    assert cfg.benchmark.domain_baseline.startswith("multi_bn_")
+    if zoo_name != "paper":
+        assert cfg.benchmark.domain_baseline == "multi_bn_resnet8@mini_general"
+        assert by_id["multi_bn_resnet8"].datasets[-1] == "mini_general"
+        # the other multi-domain experts keep the five sources
+        assert by_id["shared_resnet8"].datasets == by_id["adapter_resnet8"].datasets
+        assert set(by_id["shared_resnet8"].datasets) == sources
+    else:
+        assert cfg.benchmark.domain_baseline == "multi_bn_resnet101@imagenet"
     if zoo_name == "mini":
         kinds = {s.type for s in specs}
         assert kinds == {"single", "multi_bn", "shared", "adapter"}

@@ -16,6 +16,9 @@ from omegaconf import OmegaConf
 
 @dataclass
 class PathsConfig:
+    # the output folder's name under ZOOBENCH_OUT (an experiment that changes the zoo or a recipe
+    # sets its own, so that its experts and results never share a store with the benchmark's)
+    out_name: str = "mini"
     out_dir: str = "outputs/mini"
     data_dir: str = "data"
     zoo_dir: str = "${paths.out_dir}/zoo"
@@ -70,6 +73,9 @@ class TrainRecipe:
     # cap on training images per class (null = all): keeps the mini experts fast
     max_per_class: int | None = None
     num_workers: int = 8
+    # retrain a stored expert whose config hash differs from the requested one (and replace it),
+    # instead of stopping with an error; not part of the recipe
+    overwrite: bool = False
 
 
 @dataclass

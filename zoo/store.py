@@ -20,9 +20,12 @@ and for integrity ``tensors`` (name -> shape) and ``weights_sha256``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import secrets
+import shutil
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,7 +35,14 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from zoo.io import atomic_path, atomic_write_json, atomic_write_text, is_temporary, read_json
+from zoo.io import (
+    TMP_MARK,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    is_temporary,
+    read_json,
+)
 from zoo.models import Classifier, create_model
 from zoo.multidomain import KINDS as MULTI_KINDS
 from zoo.multidomain import MultiDomainClassifier
@@ -104,7 +114,8 @@ def save_expert(
         source_profile: domain name -> (class-mean features ``(C, D)`` float64, class counts ``(C,)``
             int64); may be empty (an expert imported without its source data).
 
-    Returns the expert folder. The card is written last, so a folder with a card is complete.
+    Returns the expert folder. The card is written last, so a folder with a card is complete; an
+    expert already stored under ``expert_id`` is replaced as a whole (its card is removed first).
     """
     from safetensors.torch import save_file
 
@@ -127,28 +138,44 @@ def save_expert(
             )
 
     expert_dir = Path(zoo_dir) / expert_id
-    # safetensors refuses views sharing storage; contiguous() also turns channels-last into standard
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(expert_dir / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "expert_id": expert_id})
-        # safetensors creates its file 0600; a store is read by other users and jobs
-        os.chmod(tmp, _FILE_MODE)
-        sha = _sha256(tmp)
+    # Everything is written to a staging folder first (hidden, so never listed as an expert), then
+    # moved in card last, after the old card is gone: a reader sees the old expert, no expert, or
+    # the new one, never new weights under an old card. A crash mid-way leaves a folder without a
+    # card, which the store treats as absent (training it again replaces it).
+    staging = Path(zoo_dir) / f".{expert_id}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        # safetensors refuses views sharing storage; contiguous() also turns channels-last into standard
+        tensors = {
+            k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()
+        }
+        with atomic_path(staging / WEIGHTS) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt", "expert_id": expert_id})
+            # safetensors creates its file 0600; a store is read by other users and jobs
+            os.chmod(tmp, _FILE_MODE)
+            sha = _sha256(tmp)
 
-    arrays: dict[str, np.ndarray] = {}
-    for name, (means, counts) in source_profile.items():
-        arrays[f"{name}.means"] = np.asarray(means, dtype=np.float64)
-        arrays[f"{name}.counts"] = np.asarray(counts, dtype=np.int64)
-    with atomic_path(expert_dir / PROFILE) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        arrays: dict[str, np.ndarray] = {}
+        for name, (means, counts) in source_profile.items():
+            arrays[f"{name}.means"] = np.asarray(means, dtype=np.float64)
+            arrays[f"{name}.counts"] = np.asarray(counts, dtype=np.int64)
+        with atomic_path(staging / PROFILE) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
-    full = dict(card)
-    full["expert_id"] = expert_id
-    full["tensors"] = {k: list(v.shape) for k, v in tensors.items()}
-    full["weights_sha256"] = sha
-    full.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    full["entries"] = entry_ids(full)
-    atomic_write_json(expert_dir / CARD, full)
+        full = dict(card)
+        full["expert_id"] = expert_id
+        full["tensors"] = {k: list(v.shape) for k, v in tensors.items()}
+        full["weights_sha256"] = sha
+        full.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        full["entries"] = entry_ids(full)
+        atomic_write_json(staging / CARD, full)
+
+        expert_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (expert_dir / CARD).unlink()
+        for name in (WEIGHTS, PROFILE, CARD):
+            os.replace(staging / name, expert_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return expert_dir
 
 
@@ -168,8 +195,36 @@ def expert_ids(zoo_dir: str | os.PathLike) -> list[str]:
 
 
 def has_expert(zoo_dir: str | os.PathLike, expert_id: str) -> bool:
+    """True when ``expert_id`` is complete in the store (its card and weights are there).
+
+    Whether the stored expert is the one a config asks for is a separate question: compare the
+    card's ``config_hash`` (``zoo.train.train_zoo_main`` does).
+    """
     d = Path(zoo_dir) / expert_id
     return (d / CARD).is_file() and (d / WEIGHTS).is_file()
+
+
+def entry_fingerprint(entry_id: str, card: dict) -> str:
+    """The identity of an entry's weights: the expert's ``weights_sha256`` (from its card), and
+    for a domain entry ``<expert>@<domain>`` that sha256 followed by ``@<domain>``.
+
+    A retrained expert has new weights, hence a new fingerprint for each of its entries; results
+    keyed by it (fine-tuning runs) are then recognised as made from other weights.
+    """
+    sha = card.get("weights_sha256")
+    if not isinstance(sha, str) or not sha:
+        raise ValueError(
+            f"the card of entry {entry_id!r} has no weights_sha256: store the expert with "
+            "zoo.store.save_expert"
+        )
+    expert_id, _, domain = entry_id.partition("@")
+    if card.get("expert_id", expert_id) != expert_id or (
+        domain and entry_id not in entry_ids(card)
+    ):
+        raise ValueError(
+            f"entry {entry_id!r} does not belong to the card of {card.get('expert_id')!r}"
+        )
+    return f"{sha}@{domain}" if domain else sha
 
 
 def load_card(expert_id: str, zoo_dir: str | os.PathLike) -> dict:

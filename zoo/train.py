@@ -63,7 +63,14 @@ from zoo.io import atomic_path, config_hash, git_revision
 from zoo.models import Classifier, arch_spec, create_model, normalize_arch_kwargs
 from zoo.multidomain import KINDS as MULTI_KINDS
 from zoo.multidomain import MultiDomainClassifier
-from zoo.store import check_expert_id, has_expert, load_entry, save_expert, write_manifest
+from zoo.store import (
+    check_expert_id,
+    has_expert,
+    load_card,
+    load_entry,
+    save_expert,
+    write_manifest,
+)
 from zoo.tracking import resolve_mode
 
 log = logging.getLogger(__name__)
@@ -634,13 +641,68 @@ def _merged(defaults: Mapping[str, Any], given: Mapping[str, Any] | None) -> dic
     return out
 
 
+# recipe keys that change how fast an expert trains, not what it is: left out of its identity
+NOT_IDENTITY = ("num_workers",)
+
+
 def expert_config_hash(
     spec: ExpertSpec, recipe: Mapping[str, Any], seed: int, max_steps: int
 ) -> str:
-    """Hash of what determines an expert (spec, recipe, seed), not where it is written."""
+    """Hash of what determines an expert (spec, recipe, seed, step cap), not where it is written.
+
+    A stored expert is reused only when its card's ``config_hash`` equals this hash. Pretrained
+    experts (shipped weights, nothing trained) hash their spec alone.
+    """
+    if spec.type == "pretrained":
+        return config_hash({"spec": asdict(spec)})
+    recipe = {k: v for k, v in dict(recipe).items() if k not in NOT_IDENTITY}
     return config_hash(
-        {"spec": asdict(spec), "recipe": dict(recipe), "seed": seed, "max_steps": max_steps}
+        {"spec": asdict(spec), "recipe": recipe, "seed": seed, "max_steps": max_steps}
     )
+
+
+def effective_recipe(spec: ExpertSpec, recipe: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The recipe an expert trains with: the defaults, then ``recipe`` (``train``), then the
+    expert's own ``recipe`` overrides from the zoo config."""
+    return {**_merged(RECIPE_DEFAULTS, recipe), **spec.recipe}
+
+
+def _init_weights_sha(spec: ExpertSpec, zoo_dir: str | os.PathLike) -> str | None:
+    """The ``weights_sha256`` of the expert ``spec`` is initialised from (None when absent)."""
+    init_id = str(spec.init).split("@", 1)[0]
+    if not has_expert(zoo_dir, init_id):
+        return None
+    return load_card(init_id, zoo_dir).get("weights_sha256")
+
+
+def stored_mismatch(
+    spec: ExpertSpec,
+    requested_hash: str,
+    zoo_dir: str | os.PathLike,
+    retrained: set[str] = frozenset(),
+) -> str | None:
+    """Why the stored expert ``spec.id`` is not the one requested, or None when it is.
+
+    The stored card's ``config_hash`` must equal ``requested_hash``, and an initialised expert must
+    have started from its init expert's current weights: its card's ``init_weights_sha256`` equals
+    the init's ``weights_sha256`` (cards without the field are not checked), and the init is not
+    among ``retrained`` (experts about to be trained again).
+    """
+    card = load_card(spec.id, zoo_dir)
+    stored = card.get("config_hash")
+    if stored != requested_hash:
+        return f"stored config hash {stored}, requested {requested_hash}"
+    if spec.init:
+        init_id = spec.init.split("@", 1)[0]
+        if init_id in retrained:
+            return f"its init expert {init_id!r} is trained again"
+        then, now = card.get("init_weights_sha256"), _init_weights_sha(spec, zoo_dir)
+        if then and now and then != now:
+            return (
+                f"its init expert {init_id!r} was retrained since (weights sha256 "
+                f"{then[:12]} then, {now[:12]} now)"
+            )
+    return None
 
 
 def init_backbone(
@@ -705,8 +767,11 @@ def train_expert(
 ) -> Path | None:
     """Train ``spec`` and write it to the store; returns the expert folder (None on ranks > 0).
 
-    An expert of the same id already in the store is replaced (``train_zoo_main`` skips stored
-    experts instead); an interrupted run of the same config is resumed.
+    An expert of the same id already in the store is replaced as a whole once the new one is
+    trained (``train_zoo_main`` reuses a stored expert of the same config hash instead); an
+    interrupted run of the same config is resumed. The card records ``config_hash``
+    (:func:`expert_config_hash`) and, for an initialised expert, ``init_weights_sha256`` (the init
+    expert's weights it started from).
 
     Args:
         recipe: keys of :data:`RECIPE_DEFAULTS` (missing ones take the paper's values).
@@ -719,7 +784,7 @@ def train_expert(
     """
     if spec.type == "pretrained":
         return import_pretrained(spec, zoo_dir, data_dir=data_dir)
-    recipe = {**_merged(RECIPE_DEFAULTS, recipe), **spec.recipe}
+    recipe = effective_recipe(spec, recipe)
     tcfg = _merged(TRAINER_DEFAULTS, trainer_cfg)
     logger_cfg = _merged({"type": "csv"}, logger_cfg)
     zoo_dir = Path(zoo_dir)
@@ -743,6 +808,9 @@ def train_expert(
         raise ValueError(
             f"data for {[dd.name for dd in data]} given, the expert needs {spec.datasets}"
         )
+
+    # the init expert's weights as they are now (a retrained init makes this expert stale)
+    init_sha = _init_weights_sha(spec, zoo_dir) if spec.init else None
 
     # model
     multi = spec.type in MULTI_KINDS
@@ -882,6 +950,7 @@ def train_expert(
         "device": device_name,
         "precision": precision,
         "config_hash": chash,
+        "init_weights_sha256": init_sha,
         "git_revision": git_revision(),
     }
     out = save_expert(zoo_dir, spec.id, model, card, profile)
@@ -946,7 +1015,7 @@ def import_pretrained(
         "eval_seconds": round(time.perf_counter() - t0, 3),
         "device": "cpu",
         "precision": "32-true",
-        "config_hash": config_hash({"spec": asdict(spec)}),
+        "config_hash": expert_config_hash(spec, {}, 0, -1),
         "git_revision": git_revision(),
     }
     return save_expert(zoo_dir, spec.id, model, card, profile)
@@ -1053,12 +1122,18 @@ def train_zoo_main(cfg: Any) -> None:
     """``train_zoo.py``: one expert (``dataset=`` / ``datasets=`` given) or every expert of
     ``zoo.experts`` that is not yet in the store, then the manifest.
 
-    Prints one line per expert (``skipped`` / ``trained`` / ``imported`` with seconds).
+    A stored expert is reused only when it is the one requested (:func:`stored_mismatch`: same
+    config hash, same init weights). Otherwise nothing is trained and a ``ValueError`` names each
+    such expert with both hashes, unless ``train.overwrite=true``: then they are retrained and
+    replace the stored ones. Prints one line per expert (``skipped`` / ``retrain`` / ``trained``
+    / ``imported`` with seconds).
     """
     zoo_dir = _abs(_select(cfg, "paths.zoo_dir", "outputs/mini/zoo"))
     data_dir = _abs(_select(cfg, "paths.data_dir", "data"))
     out_dir = _select(cfg, "paths.out_dir")
     recipe = _select(cfg, "train") or {}
+    # a switch of this command, not a recipe key (it must not enter the experts' identity)
+    overwrite = bool(recipe.pop("overwrite", False))
     trainer_cfg = _select(cfg, "trainer") or {}
     logger_cfg = _select(cfg, "logger") or {"type": "csv"}
     seed = int(_select(cfg, "seed", 0))
@@ -1085,13 +1160,41 @@ def train_zoo_main(cfg: Any) -> None:
                 f"expert {s.id!r} is initialised from {s.init!r}, listed after it: reorder the zoo"
             )
 
+    # identity first, before anything is trained: a stored expert of the same id is reused only
+    # when it is the expert requested (same config hash, same init weights)
+    hashes = {
+        s.id: expert_config_hash(s, effective_recipe(s, recipe), seed, max_steps) for s in specs
+    }
+    retrain: dict[str, str] = {}
+    trained_now: set[str] = set()  # experts this run trains: what they initialise is stale
+    for spec in specs:
+        if not has_expert(zoo_dir, spec.id):
+            trained_now.add(spec.id)
+            continue
+        why = stored_mismatch(spec, hashes[spec.id], zoo_dir, trained_now)
+        if why:
+            retrain[spec.id] = why
+            trained_now.add(spec.id)
+    if retrain and not overwrite:
+        lines = "\n".join(f"  {i}: {why}" for i, why in retrain.items())
+        raise ValueError(
+            f"{len(retrain)} experts in {zoo_dir} are not the ones this config asks for:\n{lines}\n"
+            "Write this zoo elsewhere (another paths.out_name or paths.out_dir, e.g. the "
+            "experiment's own), or give train.overwrite=true to retrain them and replace the "
+            "stored ones (their fine-tuning results are then redone)."
+        )
+
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     is_zero = True
     start = time.perf_counter()
     for i, spec in enumerate(specs, 1):
-        if has_expert(zoo_dir, spec.id):
-            print(f"skipped  {spec.id}: already in {zoo_dir}", flush=True)
+        if has_expert(zoo_dir, spec.id) and spec.id not in retrain:
+            print(
+                f"skipped  {spec.id}: already in {zoo_dir} (config {hashes[spec.id]})", flush=True
+            )
             continue
+        if spec.id in retrain:
+            print(f"retrain  {spec.id}: {retrain[spec.id]} (train.overwrite=true)", flush=True)
         t0 = time.perf_counter()
         out = train_expert(
             spec,
