@@ -409,11 +409,15 @@ def run_identity(
     settings: FinetuneSettings,
     device: torch.device,
     precision: str,
+    weights: str,
 ) -> tuple[dict, dict]:
     """(key, effective recipe) of a run; ``config_hash({**key, **recipe})`` is its config hash.
 
-    The device policy enters as resolved (device type, precision); the hardware model does not, and
-    neither does num_workers (it changes speed, not results).
+    The key is the run's folder key plus ``entry_weights``, the fingerprint of the entry's weights
+    (``zoo.store.entry_fingerprint``: the expert's weights sha256, and ``@<domain>`` for a domain
+    entry), so a result made from a since retrained expert is recognised as another run. The device
+    policy enters as resolved (device type, precision); the hardware model does not, and neither
+    does num_workers (it changes speed, not results).
     """
     recipe = asdict(settings)
     recipe.update(
@@ -426,14 +430,22 @@ def run_identity(
         "entry": entry_id,
         "lr": format_lr(lr),
         "seed": int(seed),
+        "entry_weights": str(weights),
     }
     return key, recipe
 
 
 def expected_config_hash(
-    target: str, shots: Any, entry_id: str, lr: float, seed: int, settings: FinetuneSettings
+    target: str,
+    shots: Any,
+    entry_id: str,
+    lr: float,
+    seed: int,
+    settings: FinetuneSettings,
+    weights: str,
 ) -> str:
-    """The config hash a run of these settings would record on this machine."""
+    """The config hash a run of these settings, from the entry weights of fingerprint ``weights``,
+    would record on this machine."""
     device = resolve_device(settings.accelerator)
     key, recipe = run_identity(
         target,
@@ -444,6 +456,7 @@ def expected_config_hash(
         settings,
         device,
         resolve_precision(settings.precision, device),
+        weights,
     )
     return config_hash({**key, **recipe})
 
@@ -578,7 +591,12 @@ def finetune_run(
     test_acc = score(test_set)
     val_acc = score(val_set) if val_set is not None and len(val_set) > 0 else None
 
-    key, recipe = run_identity(target, shots, entry_id, lr, seed, settings, device, precision)
+    from zoo.store import entry_fingerprint
+
+    weights = entry_fingerprint(entry_id, entry.card)
+    key, recipe = run_identity(
+        target, shots, entry_id, lr, seed, settings, device, precision, weights
+    )
     result = {
         **key,
         "shots": format_shots(shots),

@@ -56,10 +56,12 @@ class RunKey:
 
 @dataclass
 class SweepSummary:
-    """What a sweep did: runs planned, skipped (already finished) and executed, and their cost."""
+    """What a sweep did: runs planned, skipped (already finished), stale (finished from other
+    weights, redone) and executed, and their cost."""
 
     planned: int = 0
     skipped: int = 0
+    stale: int = 0  # finished runs redone because their entry's weights changed since
     executed: int = 0
     seconds: float = 0.0  # wall seconds of the executed runs (their result's `seconds`)
     results: list[dict] = field(default_factory=list)  # the executed runs' results, in order
@@ -186,39 +188,64 @@ def plan_from_cfg(cfg: DictConfig, zoo_dir: Path) -> list[RunKey]:
     return plan_runs(targets, shots, entries, lrs, seeds, full_seeds)
 
 
+def stored_fingerprint(entry_id: str, zoo_dir: str | Path) -> str:
+    """``zoo.store.entry_fingerprint`` of an entry of the store at ``zoo_dir`` (reads its card)."""
+    from zoo.store import entry_fingerprint, load_card
+
+    return entry_fingerprint(entry_id, load_card(entry_id.split("@", 1)[0], zoo_dir))
+
+
 def run_sweep(
     runs: Sequence[RunKey],
     settings: FinetuneSettings,
     paths: FinetunePaths,
     *,
     load_entry: Callable[[str, Path], Any] | None = None,
+    fingerprint: Callable[[str, Path], str] | None = None,
     echo: Callable[[str], None] | None = None,
     on_result: Callable[[RunKey, dict], None] | None = None,
 ) -> SweepSummary:
     """Execute the runs of ``runs`` that have no valid result yet, one after another.
 
-    Each (target, shots, entry) group loads its entry once; every run copies the pristine weights.
+    A finished result counts only when it was made from the entry's current weights (its
+    ``entry_weights`` equals ``fingerprint(entry, zoo_dir)``, default
+    :func:`stored_fingerprint`); results of a since retrained expert are stale and redone. Each
+    (target, shots, entry) group loads its entry once; every run copies the pristine weights.
     One progress line per executed run and a summary line go to ``echo`` (default: this module's
     logger at INFO level); ``on_result(run, result)`` is called after each executed run.
     """
     if load_entry is None:
         from zoo.store import load_entry
+    fingerprint = fingerprint or stored_fingerprint
     say = echo or log.info
     t0 = time.perf_counter()
     summary = SweepSummary(planned=len(runs))
+    weights = {e: fingerprint(e, paths.zoo_dir) for e in _unique(r.entry for r in runs)}
     todo = []
-    stale = []
+    other_weights = []
+    other_settings = []
     for r in runs:
         done = load_result(r.path(paths.finetune_dir), r.target, r.shots, r.entry, r.lr, r.seed)
         if done is None:
             todo.append(r)
+        elif done.get("entry_weights") != weights[r.entry]:
+            # made from other weights (a retrained expert), or before results recorded theirs
+            todo.append(r)
+            other_weights.append(r)
         elif done["config_hash"] != expected_config_hash(
-            r.target, r.shots, r.entry, r.lr, r.seed, settings
+            r.target, r.shots, r.entry, r.lr, r.seed, settings, weights[r.entry]
         ):
-            stale.append(r)
+            other_settings.append(r)
     summary.skipped = len(runs) - len(todo)
+    summary.stale = len(other_weights)
     if summary.skipped:
         say(f"{summary.skipped}/{len(runs)} runs already finished in {paths.finetune_dir}: skipped")
+    if other_weights:
+        say(
+            f"{len(other_weights)} finished runs are stale (made from other weights of their "
+            f"entry: the expert was retrained, e.g. {other_weights[0]}): redone"
+        )
+    stale = other_settings
     if stale:
         # never deleted silently: the folder key has no recipe in it, so a changed recipe is the
         # user's call (delete the folders to redo them)
