@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -401,3 +402,55 @@ def test_hydra_multirun_one_job_per_cell(tmp_path: Path, zoo_dir: Path) -> None:
         "shots=3",
         "shots=5",
     ]
+
+
+def test_results_of_a_retrained_expert_are_redone(tmp_path: Path, zoo_dir: Path) -> None:
+    from finetune.sweep import run_sweep
+    from zoo.io import config_hash
+    from zoo.store import entry_fingerprint, load_card
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(zoo_dir, zoo)
+    settings = FinetuneSettings(epochs=0, min_steps=2, batch_size=16, num_workers=0)
+    paths = FinetunePaths(zoo_dir=zoo, finetune_dir=tmp_path / "ft")
+    runs = plan_runs(["mini_polygons"], [5], ["tiny_a", "tiny_md@d2"], [0.05], [0])
+    lines: list[str] = []
+    first = run_sweep(runs, settings, paths, echo=lines.append)
+    assert (first.executed, first.stale) == (2, 0)
+
+    # the fingerprint: the expert's weights sha256 (from its card), plus @<domain> for a domain
+    card_a, card_md = load_card("tiny_a", zoo), load_card("tiny_md", zoo)
+    by_entry = {r["entry"]: r for r in first.results}
+    assert by_entry["tiny_a"]["entry_weights"] == card_a["weights_sha256"]
+    assert by_entry["tiny_md@d2"]["entry_weights"] == card_md["weights_sha256"] + "@d2"
+    assert entry_fingerprint("tiny_md@d1", card_md) == card_md["weights_sha256"] + "@d1"
+    with pytest.raises(ValueError, match="does not belong"):
+        entry_fingerprint("tiny_md@d3", card_md)
+    # ... and it is part of the hashed identity
+    r = by_entry["tiny_a"]
+    key = {k: r[k] for k in ("target", "shots", "entry", "entry_weights", "seed")}
+    assert r["config_hash"] == config_hash({**key, "lr": format_lr(r["lr"]), **r["recipe"]})
+
+    # tiny_a retrained (new weights under the same id): its result is stale and redone, alone
+    torch.manual_seed(7)
+    save_expert(zoo, "tiny_a", create_model("resnet8", 8), _card("resnet8", "single", {"s": 8}), {})
+    kept = _results(paths.finetune_dir)
+    lines.clear()
+    second = run_sweep(runs, settings, paths, echo=lines.append)
+    assert (second.executed, second.skipped, second.stale) == (1, 1, 1)
+    assert [res["entry"] for res in second.results] == ["tiny_a"]
+    new_sha = load_card("tiny_a", zoo)["weights_sha256"]
+    assert new_sha != card_a["weights_sha256"]
+    assert second.results[0]["entry_weights"] == new_sha
+    assert any(line.startswith("1 finished runs are stale") and "redone" in line for line in lines)
+    md_path = runs[1].path(paths.finetune_dir)
+    assert _results(paths.finetune_dir)[md_path] == kept[md_path]  # the other entry untouched
+
+    # a result from before results recorded their weights counts as stale too
+    path = runs[0].path(paths.finetune_dir)
+    legacy = json.loads(path.read_text())
+    del legacy["entry_weights"]
+    path.write_text(json.dumps(legacy))
+    third = run_sweep(runs, settings, paths, echo=lines.append)
+    assert (third.executed, third.stale) == (1, 1)
+    assert run_sweep(runs, settings, paths, echo=lines.append).executed == 0

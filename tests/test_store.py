@@ -18,9 +18,14 @@ from zoo.store import (
     CARD,
     MANIFEST,
     WEIGHTS,
+    entry_fingerprint,
+    expert_ids,
+    has_expert,
     list_entries,
+    load_card,
     load_entry,
     load_source_profile,
+    load_weights,
     save_expert,
     write_manifest,
 )
@@ -260,3 +265,51 @@ def test_save_validates_its_inputs(tmp_path):
     with pytest.raises(ValueError, match="unknown expert type"):
         save_expert(tmp_path, "x", model, {**card, "type": "ensemble"}, {})
     assert list_entries(tmp_path) == []
+
+
+def _state_equal(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_replacing_an_expert_never_mixes_old_and_new(tmp_path, monkeypatch):
+    import zoo.store as store
+
+    old = _save_single(tmp_path, "e", seed=0)
+    old_card = load_card("e", tmp_path)
+
+    # a failure while the new expert is written leaves the old one whole and usable
+    def broken_savez(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(store.np, "savez", broken_savez)
+        with pytest.raises(OSError, match="source_profile"):
+            _save_single(tmp_path, "e", seed=1)
+    assert load_card("e", tmp_path) == old_card
+    assert _state_equal(load_weights("e", tmp_path), old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]  # no staging folder left
+
+    # a crash while the files are moved in: the old card went first, so the folder is no expert
+    real_replace = os.replace
+
+    def crash_on_card(src, dst):
+        if str(dst) == str(tmp_path / "e" / CARD):  # the move into the expert folder
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(store.os, "replace", crash_on_card)
+        with pytest.raises(OSError):
+            _save_single(tmp_path, "e", seed=1)
+    assert not has_expert(tmp_path, "e") and expert_ids(tmp_path) == []
+
+    # a complete replacement: new weights under a new card, and the fingerprints follow
+    new = _save_single(tmp_path, "e", seed=1)
+    card = load_card("e", tmp_path)
+    assert _state_equal(load_weights("e", tmp_path), new) and not _state_equal(new, old)
+    assert card["weights_sha256"] != old_card["weights_sha256"]
+    assert entry_fingerprint("e", card) == card["weights_sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]
+    with pytest.raises(ValueError, match="no weights_sha256"):
+        entry_fingerprint("e", {k: v for k, v in card.items() if k != "weights_sha256"})
