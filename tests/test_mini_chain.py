@@ -3,7 +3,7 @@ artefact against DESIGN.md section 2.
 
 The default suite runs the toy chain (``experiment=tiny``: five toy entries, one target, a few
 steps everywhere) and its rerun; the ``slow`` test runs the mini benchmark itself at a reduced size
-(``experiment=mini_small``: 8 entries, two targets, short recipes) with ``logger=wandb`` and checks the offline runs of every stage.
+(``experiment=mini_small``: 9 entries, two targets, short recipes) with ``logger=wandb`` and checks the offline runs of every stage.
 """
 
 from __future__ import annotations
@@ -130,10 +130,45 @@ def test_tiny_chain_writes_every_artefact_and_a_rerun_redoes_nothing(tmp_path: P
     assert "already scored, skipped" in again.stdout
     assert mtimes(list(kept)) == kept
 
+    # the default zoo trained into the same folder: the toy experts are not reused; the stage
+    # stops before training anything, naming the expert, both hashes and the ways out
+    mixed = subprocess.run(
+        [sys.executable, "train_zoo.py", f"paths.out_dir={tmp_path}", "logger=none"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert mixed.returncode != 0
+    stored = json.loads((tmp_path / "zoo" / "generalist" / "card.json").read_text())
+    assert f"generalist: stored config hash {stored['config_hash']}, requested " in mixed.stderr
+    assert "train.overwrite=true" in mixed.stderr and "paths.out_name" in mixed.stderr
+    assert "trained " not in mixed.stdout and "skipped " not in mixed.stdout
+    assert mtimes(list(kept)) == kept
+
+
+def test_experiments_that_change_the_zoo_have_their_own_store() -> None:
+    default = _compose([])
+    assert default.paths.out_name == "mini"
+    names = {}
+    for experiment in ("tiny", "mini_small", "mini_large", "smoke"):
+        cfg = _compose([f"experiment={experiment}"])
+        names[experiment] = cfg.paths.out_name
+        assert cfg.paths.out_dir == str(Path(default.paths.out_dir).parent / cfg.paths.out_name)
+        assert cfg.paths.zoo_dir == f"{cfg.paths.out_dir}/zoo"
+    assert names == {
+        "tiny": "mini_tiny",
+        "mini_small": "mini_small",
+        "mini_large": "mini_large",
+        "smoke": "mini",  # the benchmark's own zoo and recipes: its store
+    }
+    assert _compose(["benchmark=paper"]).paths.out_dir.endswith("/paper")
+
 
 @pytest.mark.slow
 def test_mini_benchmark_at_reduced_size_with_wandb(tmp_path: Path) -> None:
-    """``experiment=mini_small``: 8 entries, two targets, full and 20 shots, short recipes."""
+    """``experiment=mini_small``: 9 entries, two targets, full and 20 shots, short recipes."""
     overrides = ["experiment=mini_small", f"paths.out_dir={tmp_path}", "logger=wandb"]
     wandb_env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path / "x")}
     proc = run_chain(overrides, env=wandb_env)
@@ -141,7 +176,7 @@ def test_mini_benchmark_at_reduced_size_with_wandb(tmp_path: Path) -> None:
     cfg = _compose(overrides)
     check_artefacts(tmp_path, cfg)
     gt = pd.read_parquet(tmp_path / "finetune_gt.parquet")
-    assert gt["entry"].nunique() == len(cfg.zoo.entries) == 8
+    assert gt["entry"].nunique() == len(cfg.zoo.entries) == 9
     # offline runs of every stage, where `wandb sync <out>/wandb/offline-run-*` finds them
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
     names = []
