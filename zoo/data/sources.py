@@ -27,6 +27,7 @@ from zoo.data.paper_specs import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZE
 
 __all__ = [
     "ArraySource",
+    "DecodedSource",
     "PathSource",
     "TensorSource",
     "TorchvisionSource",
@@ -69,7 +70,8 @@ class TensorSource:
 
 
 @functools.lru_cache(maxsize=2)
-def paper_transform(train: bool):
+def paper_transform(train: bool) -> Any:
+    """The paper's transform of an RGB PIL image to a normalised (3, 224, 224) float32 tensor."""
     from torchvision import transforms as T
 
     if train:
@@ -95,7 +97,8 @@ class DecodedSource(abc.ABC):
         return paper_transform(bool(train))(self.load(j))
 
 
-def rgb_loader(path: str | os.PathLike):
+def rgb_loader(path: str | os.PathLike) -> Any:
+    """The image file at ``path`` as an RGB PIL image (decoded now, file closed)."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -103,6 +106,8 @@ def rgb_loader(path: str | os.PathLike):
 
 
 class PathSource(DecodedSource):
+    """Image files, one path per item."""
+
     def __init__(self, paths: Sequence[str], labels: np.ndarray):
         self.paths = list(paths)
         self.labels = labels
@@ -112,6 +117,8 @@ class PathSource(DecodedSource):
 
 
 class ArraySource(DecodedSource):
+    """Images held in memory as one (N, H, W, 3) uint8 array (CIFAR-style batches)."""
+
     def __init__(self, images: np.ndarray, labels: np.ndarray):
         self.images = images  # (N, H, W, 3) uint8
         self.labels = labels
