@@ -482,7 +482,7 @@ def finetune_run(
     ``entry_id`` (it is copied, never modified). The result's accuracies are percentages (0-100) and
     ``test_acc`` is measured on the full test split, also for few-shot runs.
     """
-    from zoo.datasets import load_split
+    from zoo.data import load_split
     from zoo.samplers import shot_indices
 
     started = time.perf_counter()

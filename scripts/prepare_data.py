@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zoo import datasets  # noqa: E402
+from zoo import data as datasets  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

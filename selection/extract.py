@@ -253,7 +253,7 @@ def _entry_fingerprint(entry_id: str, zoo_dir: Path) -> str:
 
 
 def _load_target(target: str, data_dir: Path, train: bool) -> Dataset:
-    from zoo.datasets import load_split
+    from zoo.data import load_split
 
     return load_split(target, "train", data_dir, train=train)
 

@@ -38,8 +38,9 @@ import zoo.train as zoo_train
 from selection import checks
 from tests.conftest import compose
 from tests.tiny import ENV, ROOT, save_tiny_expert
-from zoo import datasets, models, samplers, store
-from zoo.datasets import DatasetNotFoundError
+from zoo import data as datasets
+from zoo import models, samplers, store
+from zoo.data import DatasetNotFoundError
 
 # ---------------------------------------------------------------------------------------- helpers
 
@@ -472,7 +473,7 @@ CASES = [
 
 
 def _cifar_pickle(ctx) -> object:
-    from zoo.datasets import load_split
+    from zoo.data import load_split
 
     root = ctx.tmp / "cifar_data" / "cucumber9" / "prototype_1"
     root.mkdir(parents=True, exist_ok=True)

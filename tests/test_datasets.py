@@ -1,5 +1,6 @@
 """The dataset registry and the mini domains: a contract test per mini dataset (VTAB-style), the
-registry's errors, small fake paper datasets on disk, and the overview table."""
+union mini_general against its parts, the registry's errors and its agreement with the dataset and
+target configs, small fake paper datasets on disk, and the overview table."""
 
 from __future__ import annotations
 
@@ -15,21 +16,22 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image
 
 from tests.conftest import ROOT
-from zoo import mini_domains
-from zoo.datasets import (
+from zoo.data import (
     DatasetNotFoundError,
     ImageDataset,
     available_datasets,
     get_info,
     is_available,
     load_split,
+    mini,
 )
 
 # Independent reference: the class counts of the paper's datasets (paper + dataset pages) and the
-# mini domains (DESIGN.md section 7 and zoo/mini_domains.py's docstring).
+# mini domains (DESIGN.md section 7 and zoo/data/mini.py's docstring).
 CLASSES = {
     "resisc45": 45,
     "food101": 101,
@@ -55,6 +57,7 @@ CLASSES = {
     "mini_letters": 26,
     "mini_shapes": 10,
     "mini_textures": 10,
+    "mini_general": 30,
     "mini_digits": 10,
     "mini_greek": 16,
     "mini_polygons": 8,
@@ -71,6 +74,7 @@ SIZES = {
     "mini_letters": (26 * 120, 26 * 30),
     "mini_shapes": (10 * 320, 10 * 80),
     "mini_textures": (10 * 300, 10 * 75),
+    "mini_general": (4000 + 10 * 320 + 10 * 300, 1000 + 10 * 80 + 10 * 75),
     "mini_digits": (1438, 359),
     "mini_greek": (16 * 100, 16 * 40),
     "mini_polygons": (8 * 100, 8 * 40),
@@ -99,10 +103,41 @@ def test_registry_lists_every_dataset_with_its_class_count():
         ("paper", "source"): 8,
         ("paper", "target"): 8,
         ("paper", "fewshot_target"): 3,
-        ("mini", "source"): 5,
+        ("mini", "source"): 6,
         ("mini", "target"): 4,
         ("mini", "fewshot_target"): 0,
     }
+
+
+def _config_names(group: str) -> dict[str, str]:
+    """{file stem: its ``name:`` value} of every configs/<group>/*.yaml."""
+    out = {}
+    for path in sorted((ROOT / "configs" / group).glob("*.yaml")):
+        out[path.stem] = yaml.safe_load(path.read_text())["name"]
+    return out
+
+
+def test_dataset_and_target_configs_match_the_registry():
+    """configs/dataset/ has one file per registered dataset and configs/target/ one per registered
+    (few-shot) target, each named after the dataset it selects; the benchmarks list registered
+    datasets of their own benchmark and role."""
+    registered = set(available_datasets())
+    datasets, targets = _config_names("dataset"), _config_names("target")
+    assert {stem for stem, name in datasets.items() if stem != name} == set()
+    assert {stem for stem, name in targets.items() if stem != name} == set()
+    assert set(datasets.values()) - registered == set()  # a config naming an unknown dataset
+    assert registered - set(datasets.values()) == set()  # a dataset without its config
+    all_targets = set(available_datasets(role="target")) | set(
+        available_datasets(role="fewshot_target")
+    )
+    assert set(targets.values()) == all_targets
+    for path in sorted((ROOT / "configs" / "benchmark").glob("*.yaml")):
+        bench = yaml.safe_load(path.read_text())
+        name = bench["name"]
+        assert set(bench["sources"]) <= set(available_datasets(name, "source")), path.name
+        assert set(bench["targets"]) == set(available_datasets(name, "target")), path.name
+        fewshot = set(bench.get("fewshot_targets") or [])
+        assert fewshot == set(available_datasets(name, "fewshot_target")), path.name
 
 
 def test_infos_carry_size_and_normalisation():
@@ -168,19 +203,50 @@ def test_mini_contract(name):
     if name in MINI_TARGETS:
         assert np.bincount(train.labels).min() >= 80  # 20-shot, 5-shot and full all possible
         assert 30 <= np.bincount(test.labels).min() and np.bincount(test.labels).max() <= 60
-    assert mini_domains.split_sizes(name) == SIZES[name]  # what the overview table shows
+    assert mini.split_sizes(name) == SIZES[name]  # what the overview table shows
     # images are the generated uint8 pixels, normalised with mean 0.5 / std 0.25
-    domain = mini_domains.generate(name)
+    domain = mini.generate(name)
     raw = torch.from_numpy(np.array(domain.x_train)).permute(0, 3, 1, 2).float()
     images, labels = train.tensors()
     torch.testing.assert_close(images, (raw / 255.0 - 0.5) / 0.25)
     np.testing.assert_array_equal(labels.numpy(), domain.y_train)
 
 
+def test_mini_general_is_the_union_of_its_parts():
+    """mini_general = mini_animals + mini_shapes + mini_textures: same images and splits, labels
+    shifted by 0, 10 and 20, classes prefixed with their source."""
+    parts = {"mini_animals": 0, "mini_shapes": 10, "mini_textures": 20}
+    info = get_info("mini_general")
+    assert (info.benchmark, info.role, info.num_classes) == ("mini", "source", 30)
+    for split in ("train", "test"):
+        union = load_split("mini_general", split)
+        pieces = [load_split(p, split) for p in parts]
+        assert len(union) == sum(len(d) for d in pieces)
+        assert union.classes == [f"{p}/{c}" for p, d in zip(parts, pieces) for c in d.classes]
+        assert (
+            union.classes[10] == "mini_shapes/circle"
+            and union.classes[29] == "mini_textures/speckle"
+        )
+        images, labels = union.tensors()
+        start = 0
+        for (name, offset), piece in zip(parts.items(), pieces):
+            x, y = piece.tensors()
+            block = slice(start, start + len(piece))
+            assert torch.equal(images[block], x), (split, name)
+            np.testing.assert_array_equal(labels[block].numpy(), y.numpy() + offset)
+            start += len(piece)
+    assert len(load_split("mini_general", "train")) == 4000 + 3200 + 3000
+    assert len(load_split("mini_general", "test")) == 1000 + 800 + 750
+    # another seed: the parts of that seed
+    union, animals = mini.generate("mini_general", 1), mini.generate("mini_animals", 1)
+    np.testing.assert_array_equal(union.x_test[: len(animals.x_test)], animals.x_test)
+    assert mini.split_sizes("mini_general", 1) == (10200, 2550)
+
+
 @pytest.mark.parametrize("name", MINI)
 def test_mini_is_deterministic_for_a_seed(name):
-    cached = mini_domains.generate(name, 0)
-    fresh = mini_domains.generate.__wrapped__(name, 0)  # bypasses the in-memory cache
+    cached = mini.generate(name, 0)
+    fresh = mini.generate.__wrapped__(name, 0)  # bypasses the in-memory cache
     for field in ("x_train", "y_train", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(cached, field), getattr(fresh, field))
     assert not cached.x_train.flags.writeable  # the cache cannot be edited by a caller
@@ -188,22 +254,22 @@ def test_mini_is_deterministic_for_a_seed(name):
 
 @pytest.mark.parametrize("name", ["mini_digits", "mini_polygons", "mini_fabrics"])
 def test_mini_seeds_give_different_draws(name):
-    a, b = mini_domains.generate(name, 0), mini_domains.generate.__wrapped__(name, 1)
+    a, b = mini.generate(name, 0), mini.generate.__wrapped__(name, 1)
     assert not np.array_equal(a.x_train, b.x_train)
     assert not np.array_equal(a.y_train, b.y_train)  # another split / another label order
 
 
 @pytest.mark.parametrize("name", MINI)
 def test_mini_train_and_test_do_not_overlap(name):
-    domain = mini_domains.generate(name)
+    domain = mini.generate(name)
     train, test = _hashes(domain.x_train), _hashes(domain.x_test)
     assert len(train) == len(domain.x_train) and len(test) == len(domain.x_test)
     assert not train & test
     if domain.train_ids is not None:  # real images: the underlying pictures never cross the split
         raw = {
-            "mini_mnist": mini_domains._mnist_raw,
-            "mini_animals": mini_domains._animals_raw,
-            "mini_digits": mini_domains._digits_raw,
+            "mini_mnist": mini._mnist_raw,
+            "mini_animals": mini._animals_raw,
+            "mini_digits": mini._digits_raw,
         }[name]()[0]
         assert not set(domain.train_ids) & set(domain.test_ids)
         assert not _hashes(raw[domain.train_ids]) & _hashes(raw[domain.test_ids])
@@ -211,29 +277,29 @@ def test_mini_train_and_test_do_not_overlap(name):
 
 @pytest.mark.parametrize("name", MINI)
 def test_mini_images_are_coloured(name):
-    x = mini_domains.generate(name).x_train.astype(np.int16)
+    x = mini.generate(name).x_train.astype(np.int16)
     spread = (x.max(axis=3) - x.min(axis=3)).mean(axis=(1, 2))  # mean channel spread per image
     assert np.mean(spread > 12) > 0.9
 
 
 def test_animals_are_deduplicated_before_the_split():
-    images, labels = mini_domains._animals_raw()
+    images, labels = mini._animals_raw()
     assert images.shape == (10000, 28, 28) and np.bincount(labels).tolist() == [1000] * 10
-    first = mini_domains._first_occurrences(images)
+    first = mini._first_occurrences(images)
     assert len(first) == len(_hashes(images)) == 10000 - 284
-    domain = mini_domains.generate("mini_animals")
+    domain = mini.generate("mini_animals")
     used = np.concatenate([domain.train_ids, domain.test_ids])
     assert len(_hashes(images[used])) == len(used) == 5000
 
 
 def test_digits_are_scikit_learns_and_keep_80_train_images_per_class():
-    images, labels = mini_domains._digits_raw()
+    images, labels = mini._digits_raw()
     # scikit-learn's documented digits: 1797 images, 8x8, values 0..16, these class counts
     counts = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
     assert images.shape == (1797, 8, 8) and images.min() == 0 and images.max() == 16
     assert np.bincount(labels).tolist() == counts
     expected_test = np.floor(0.2 * np.array(counts) + 0.5).astype(int)  # 36, 36, 35, ...
-    domain = mini_domains.generate("mini_digits")
+    domain = mini.generate("mini_digits")
     np.testing.assert_array_equal(np.bincount(domain.y_test), expected_test)
     np.testing.assert_array_equal(np.bincount(domain.y_train), counts - expected_test)
     assert (counts - expected_test).min() == 139
@@ -242,11 +308,11 @@ def test_digits_are_scikit_learns_and_keep_80_train_images_per_class():
 def test_glyph_fonts_render_distinct_glyphs():
     """A font lacking a glyph renders the same 'missing' box for every character."""
     for fonts, chars in (
-        (mini_domains.LATIN_FONTS, mini_domains.LATIN),
-        (mini_domains.GREEK_FONTS, tuple(mini_domains.GREEK.values())),
+        (mini.LATIN_FONTS, mini.LATIN),
+        (mini.GREEK_FONTS, tuple(mini.GREEK.values())),
     ):
         for font in fonts:
-            glyphs = {mini_domains._glyph(font, c).tobytes() for c in chars}
+            glyphs = {mini._glyph(font, c).tobytes() for c in chars}
             assert len(glyphs) == len(chars), font
 
 
@@ -407,7 +473,7 @@ def test_torchvision_dataset_is_read_without_download(tmp_path):
 
 def test_overview_table_lists_every_dataset(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "zoo.datasets", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "zoo.data", "--data-dir", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -464,13 +530,13 @@ def test_prepare_arranges_the_flood_images(tmp_path, capsys):
 
 def test_mini_module_docstring_names_every_domain():
     for name in MINI:
-        assert name in mini_domains.__doc__
+        assert name in mini.__doc__
 
 
 def test_gzip_pickles_are_read_without_the_package_loader():
     """The animal-mnist loader imports tensorflow; the domain reads the files itself."""
-    folder = mini_domains._package_dir("animal_mnist") / "data" / "Animal_MNIST"
+    folder = mini._package_dir("animal_mnist") / "data" / "Animal_MNIST"
     with gzip.open(folder / "animal_label_version_3.gz", "rb") as f:
         labels = pickle.load(f)
-    np.testing.assert_array_equal(mini_domains._animals_raw()[1], labels)
+    np.testing.assert_array_equal(mini._animals_raw()[1], labels)
     assert "animal_mnist.dataset_Loader" not in sys.modules

@@ -15,7 +15,7 @@ import selection
 import selection.evaluate as ev
 import selection.extract as ex
 from selection.evaluate import SCORE_COLUMNS, evaluate_selection_main, resolve_methods
-from zoo.datasets import load_split
+from zoo.data import load_split
 from zoo.models import MINI_MEAN, MINI_STD, create_model
 from zoo.multidomain import MultiDomainClassifier
 from zoo.samplers import selection_indices, shot_indices

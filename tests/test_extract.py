@@ -17,7 +17,7 @@ from zoo.models import create_model
 
 
 class TinySet(torch.utils.data.Dataset):
-    """Images (N, 3, 16, 16) with labels; ``subset`` and ``info`` like zoo.datasets.ImageDataset."""
+    """Images (N, 3, 16, 16) with labels; ``subset`` and ``info`` like zoo.data.ImageDataset."""
 
     def __init__(self, images: torch.Tensor, labels: np.ndarray, info=None) -> None:
         self.images, self.labels, self.info = images, np.asarray(labels, np.int64), info

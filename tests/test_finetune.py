@@ -33,7 +33,7 @@ from finetune.run import (
     stratified_holdout,
 )
 from finetune.sweep import finetune_main, plan_from_cfg, plan_runs
-from zoo.datasets import load_split
+from zoo.data import load_split
 from zoo.models import MINI_MEAN, MINI_STD, create_model
 from zoo.multidomain import DomainBatchNorm2d, MultiDomainClassifier
 from zoo.store import load_entry, save_expert

@@ -151,7 +151,7 @@ def test_malicious_weights_are_refused_wherever_an_entry_is_loaded(
 
 
 def test_dataset_pickles_allow_arrays_only(tmp_path: Path, marker: Path) -> None:
-    from zoo.datasets import load_split
+    from zoo.data import load_split
     from zoo.io import load_data_pickle
 
     batch = {

@@ -164,7 +164,7 @@ def load_domain_data(
     name: str, data_dir: str | os.PathLike, *, augment: bool, max_per_class: int | None, seed: int
 ) -> DomainData:
     """Load a registered dataset's splits (``max_per_class`` caps the training images per class)."""
-    from zoo.datasets import load_split
+    from zoo.data import load_split
     from zoo.samplers import selection_indices
 
     train = load_split(name, "train", data_dir=data_dir, train=augment)
@@ -980,7 +980,7 @@ def import_pretrained(
     source = info.pretrained  # "imagenet"
     profile: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     with contextlib.suppress(FileNotFoundError, ValueError):
-        from zoo.datasets import is_available
+        from zoo.data import is_available
 
         if is_available(source, data_dir):
             dd = load_domain_data(source, data_dir, augment=False, max_per_class=50, seed=0)

@@ -24,6 +24,13 @@ mini_textures   10       procedural textures (stripes, checkerboard, dots, waves
                          sunburst, spiral, speckle), random period, phase and orientation.
 ==============  =======  ==============================================================================
 
+The generalist's data (the mini analogue of ImageNet), a union of three sources:
+
+==============  =======  ==============================================================================
+mini_general    30       mini_animals + mini_shapes + mini_textures, their images and splits unchanged;
+                         classes ``<source>/<class>``, labels offset by 0, 10 and 20 in that order.
+==============  =======  ==============================================================================
+
 Targets (fine-tuned on; at least 80 training images per class, 35-40 test images per class):
 
 ==============  =======  ==============================================================================
@@ -43,7 +50,8 @@ mini_polygons (filled shapes vs outlined polygons), mini_textures <-> mini_fabri
 mini_animals is related to no target; each target is unrelated to the three other sources' families.
 
 :func:`generate` is deterministic for a (name, seed) pair and cached in memory per process (never on
-disk). A domain costs at most about 0.6 s of CPU time, all nine together about 2.5 s.
+disk). A domain costs at most about 0.6 s of CPU time, all nine together about 2.5 s; the union
+only concatenates its parts.
 """
 
 from __future__ import annotations
@@ -88,6 +96,7 @@ class MiniSpec:
     loader: str
     description: str
     related: str | None  # the domain it is meant to be related to
+    parts: tuple[str, ...] = ()  # a union: the domains it joins, in label-offset order
 
 
 @dataclass(frozen=True)
@@ -710,7 +719,7 @@ _SIZES = {  # generated domains: (train, test) images per class
     "mini_fabrics": (100, 40),
 }
 
-MINI_DOMAINS: dict[str, MiniSpec] = {
+_BASE: dict[str, MiniSpec] = {
     s.name: s
     for s in (
         MiniSpec(
@@ -798,6 +807,24 @@ MINI_DOMAINS: dict[str, MiniSpec] = {
 }
 
 
+def _union_spec(name: str, parts: tuple[str, ...], description: str) -> MiniSpec:
+    """A source joining ``parts``: classes ``<part>/<class>``, each part's splits kept."""
+    classes = tuple(f"{p}/{c}" for p in parts for c in _BASE[p].classes)
+    loader = "union: " + " + ".join(parts)
+    return MiniSpec(name, "source", classes, "parts", loader, description, None, parts)
+
+
+MINI_DOMAINS: dict[str, MiniSpec] = {
+    **{n: s for n, s in _BASE.items() if s.role == "source"},
+    "mini_general": _union_spec(
+        "mini_general",
+        ("mini_animals", "mini_shapes", "mini_textures"),
+        "the generalist's data: mini_animals + mini_shapes + mini_textures in one label space",
+    ),
+    **{n: s for n, s in _BASE.items() if s.role == "target"},
+}
+
+
 def domain_names(role: str | None = None) -> list[str]:
     """Names of the mini domains, sources first; ``role`` in {None, "source", "target"}."""
     if role not in (None, "source", "target"):
@@ -850,9 +877,26 @@ def split_sizes(name: str, seed: int = 0) -> tuple[int, int]:
             images, labels, n_classes, _rng(name, seed), int(seed), per_class
         )
         return len(train), len(test)
+    if MINI_DOMAINS[name].parts:
+        sizes = [split_sizes(p, seed) for p in MINI_DOMAINS[name].parts]
+        return sum(t for t, _ in sizes), sum(t for _, t in sizes)
     n_train, n_test = _SIZES[name]
     n_classes = len(MINI_DOMAINS[name].classes)
     return n_classes * n_train, n_classes * n_test
+
+
+def _union(spec: MiniSpec, seed: int) -> MiniDomain:
+    """Concatenate the parts' splits in order; part k's labels are shifted by the number of
+    classes of the parts before it. ``train_ids``/``test_ids`` are None (they would index
+    different raw collections)."""
+    parts = [generate(p, seed) for p in spec.parts]
+    offsets = np.cumsum([0] + [len(d.classes) for d in parts[:-1]])
+    out = {}
+    for split in ("train", "test"):
+        x = np.concatenate([getattr(d, f"x_{split}") for d in parts])
+        y = np.concatenate([getattr(d, f"y_{split}") + o for d, o in zip(parts, offsets)])
+        out[split] = (x, y, None)
+    return _domain(spec.name, spec.classes, out)
 
 
 @functools.cache
@@ -860,10 +904,13 @@ def generate(name: str, seed: int = 0) -> MiniDomain:
     """Generate (or return this process's cached copy of) one mini domain.
 
     Deterministic for (name, seed): the random stream is seeded by the seed and a CRC of the name,
-    so domains differ from each other for one seed. The returned arrays are read-only.
+    so domains differ from each other for one seed. A union (``mini_general``) is the
+    concatenation of its parts generated with the same seed. The returned arrays are read-only.
     """
     _check(name, seed)
     spec = MINI_DOMAINS[name]
+    if spec.parts:
+        return _union(spec, int(seed))
     rng = _rng(name, seed)
     if name in _REAL:
         return _real_domain(name, spec.classes, rng, int(seed))

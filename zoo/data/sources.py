@@ -1,0 +1,144 @@
+"""Where the items of a dataset come from, and the transforms that turn them into tensors.
+
+A source holds ``labels`` (N,) int64 and returns item ``j`` as a (3, H, W) float32 tensor with
+``get(j, train)``:
+
+- :class:`TensorSource`: a whole mini split as one normalised (N, 3, 32, 32) tensor. Training
+  augmentation: a random shift of up to ``shift`` pixels with reflected borders (no flips: digits
+  and letters are not mirror-symmetric).
+- :class:`PathSource`, :class:`ArraySource`, :class:`TorchvisionSource`: paper items decoded to
+  RGB PIL images, then given the paper's transform (:func:`paper_transform`): RandomResizedCrop(224)
+  + horizontal flip for training, Resize(256) + CenterCrop(224) for evaluation, then ImageNet's
+  mean/std.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoo.data.paper_specs import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZE
+
+__all__ = [
+    "ArraySource",
+    "DecodedSource",
+    "PathSource",
+    "TensorSource",
+    "TorchvisionSource",
+    "paper_transform",
+    "rgb_loader",
+]
+
+
+def _reflect_index(size: int, shift: int) -> list[torch.Tensor]:
+    """Index tables for a crop at offset o in [0, 2*shift] of the reflect-padded (by ``shift``)
+    axis: entry o equals ``F.pad(x, reflect)[o : o + size]`` as indices into x."""
+    tables = []
+    for o in range(2 * shift + 1):
+        k = np.arange(size) + o - shift
+        k = np.where(k < 0, -k, k)
+        k = np.where(k > size - 1, 2 * (size - 1) - k, k)
+        tables.append(torch.from_numpy(k.astype(np.int64)))
+    return tables
+
+
+class TensorSource:
+    """A whole split held as one normalised (N, 3, H, W) float32 tensor."""
+
+    def __init__(self, images: torch.Tensor, labels: np.ndarray, shift: int):
+        self.images = images
+        self.labels = labels
+        self.shift = shift
+        self._rows = _reflect_index(images.shape[2], shift) if shift else []
+        self._cols = _reflect_index(images.shape[3], shift) if shift else []
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def get(self, j: int, train: bool) -> torch.Tensor:
+        image = self.images[j]
+        if train and self.shift:
+            oy, ox = torch.randint(0, 2 * self.shift + 1, (2,)).tolist()
+            return image.index_select(1, self._rows[oy]).index_select(2, self._cols[ox])
+        return image.clone()  # callers may write into what they get: never hand out the cache
+
+
+@functools.lru_cache(maxsize=2)
+def paper_transform(train: bool) -> Any:
+    """The paper's transform of an RGB PIL image to a normalised (3, 224, 224) float32 tensor."""
+    from torchvision import transforms as T
+
+    if train:
+        steps = [T.RandomResizedCrop(PAPER_SIZE), T.RandomHorizontalFlip()]
+    else:
+        steps = [T.Resize(256), T.CenterCrop(PAPER_SIZE)]
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+class DecodedSource(abc.ABC):
+    """Items decoded to PIL images, then given the paper's train or eval transform."""
+
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @abc.abstractmethod
+    def load(self, j: int):
+        """Item ``j`` as an RGB PIL image."""
+
+    def get(self, j: int, train: bool) -> torch.Tensor:
+        return paper_transform(bool(train))(self.load(j))
+
+
+def rgb_loader(path: str | os.PathLike) -> Any:
+    """The image file at ``path`` as an RGB PIL image (decoded now, file closed)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+class PathSource(DecodedSource):
+    """Image files, one path per item."""
+
+    def __init__(self, paths: Sequence[str], labels: np.ndarray):
+        self.paths = list(paths)
+        self.labels = labels
+
+    def load(self, j: int):
+        return rgb_loader(self.paths[j])
+
+
+class ArraySource(DecodedSource):
+    """Images held in memory as one (N, H, W, 3) uint8 array (CIFAR-style batches)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images = images  # (N, H, W, 3) uint8
+        self.labels = labels
+
+    def load(self, j: int):
+        from PIL import Image
+
+        return Image.fromarray(self.images[j])
+
+
+class TorchvisionSource(DecodedSource):
+    """Concatenated torchvision datasets (built with transform=None); labels read from their
+    metadata, images through their own ``__getitem__``."""
+
+    def __init__(self, datasets: Sequence[Any], labels: np.ndarray):
+        self.datasets = list(datasets)
+        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+        self.labels = labels
+
+    def load(self, j: int):
+        k = int(np.searchsorted(self.offsets, j, side="right") - 1)
+        image = self.datasets[k][j - self.offsets[k]][0]
+        return image.convert("RGB")
