@@ -265,6 +265,9 @@ def test_nleep_is_leep_of_independently_fitted_mixture_posteriors():
     assert (
         selection.score("nleep", features=features, labels=labels, seed=3) == value
     )  # deterministic
+    # NLEEP fits on the rows in lexicographic order of the features (order-free k-means start)
+    order = np.lexsort(features.T[::-1])
+    features, labels = features[order], labels[order]
     centred = features - features.mean(axis=0)
     reduced = PCA(n_components=0.8, svd_solver="full").fit_transform(
         centred / np.abs(centred).max()
@@ -282,6 +285,9 @@ def test_nleep_fits_a_stratified_subset_and_scores_every_row():
     features, labels = clustered(300, 5, 4, seed=12, spread=0.8)
     value = selection.score("nleep", features=features, labels=labels, seed=2, fit_samples=120)
     # independent reference: PCA and mixture fitted on the subset, posteriors for all 300 rows
+    # (rows in lexicographic order of the features, as NLEEP puts them)
+    order = np.lexsort(features.T[::-1])
+    features, labels = features[order], labels[order]
     rows = stratified_cap(labels, 120, 2)
     centred = features - features.mean(axis=0)
     centred /= np.abs(centred).max()
