@@ -157,3 +157,19 @@ def test_every_method_states_its_regime(name):
     if "Regime:" not in doc and name in _REGIME_PENDING:
         pytest.xfail(f"{name}'s docstring has no 'Regime:' paragraph yet")
     assert "Regime:" in doc, f"{name}'s docstring has no 'Regime:' paragraph"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_method_has_its_yaml(name):
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parent.parent / "configs" / "method" / f"{name}.yaml"
+    assert path.is_file(), f"no configs/method/{name}.yaml"
+    text = path.read_text()
+    cfg = yaml.safe_load(text)
+    assert cfg["name"] == name and cfg["_target_"] == "selection.score"
+    params = {k for k in cfg if k not in ("_target_", "_partial_", "name")}
+    assert params <= set(available()[name].defaults), params
+    assert f"needs: {', '.join(available()[name].needs)}" in text
