@@ -54,8 +54,9 @@ def transrate(features: np.ndarray, labels: np.ndarray, eps: float = 1e-4) -> fl
     sizes the difference grows with D whatever the labels: pure noise with D = 2048 at N = 500,
     C = 10 scores 2293 against 68 for informative D = 64 features (the noise still wins at 62
     dims, loses from 32). With two samples per dimension in every class each class covariance is
-    estimated at full rank and noise scores near 0. Outside the regime the registry reduces the
-    features by PCA to n_min // 2 dimensions (``selection.checks.regime_pca``), the
+    estimated at full rank and noise falls well below informative features (after the remedy,
+    at N = 500: noise 3.8 nats, informative D = 64 features 6.4). Outside the regime the registry
+    reduces the features by PCA to n_min // 2 dimensions (``selection.checks.regime_pca``), the
     reduce-by-N remedy of the PARC / GBC / NLEEP setups (dbolya's ``feature_reduce``);
     ``score_detail`` reports it.
 
