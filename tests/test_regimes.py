@@ -92,6 +92,17 @@ def test_no_remedy_inside_the_regime():
     assert score_detail("hscore", features=wider, labels=labels).remedy.startswith("pca to 5 dims")
 
 
+def test_the_remedy_lifts_the_saturation_at_n_below_d():
+    # N = 100 <= D = 200, pure noise, 5 classes: the raw formulas saturate for any features
+    rng = np.random.default_rng(7)
+    noise, labels = rng.normal(size=(100, 200)), np.repeat(np.arange(5), 20)
+    assert hscore_formula(noise, labels) == pytest.approx(4.0, abs=1e-9)  # C - 1
+    assert sfda_formula(noise, labels) == pytest.approx(1.0, abs=1e-6)
+    # with the remedy the noise scores near its Pillai-trace expectation (C-1) k / (N-1), k = 25
+    assert score("hscore", features=noise, labels=labels) < 2 * 4 * 25 / 99
+    assert score("sfda", features=noise, labels=labels) < 0.5
+
+
 def test_regime_pca_components_and_variance():
     features, _ = _target(10, 3, 12, seed=3)
     for k in (1, 4, 12):
