@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,8 @@ def check_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
     for name, value in inputs.items():
         if name == "labels":
             out[name] = _as_labels(value)
+        elif name == "entry_info":
+            out[name] = check_entry_info(value)
         elif name == "source_profile":
             if not isinstance(value, tuple | list) or len(value) != 2:
                 raise ValueError(
@@ -82,7 +85,10 @@ def check_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
             out[name] = (means, counts)
         else:
             out[name] = _as_matrix(name, value)
-    lengths = {k: (v.shape[0] if k != "source_profile" else None) for k, v in out.items()}
+    lengths = {
+        k: (v.shape[0] if k not in ("source_profile", "entry_info") else None)
+        for k, v in out.items()
+    }
     lengths = {k: n for k, n in lengths.items() if n is not None}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"inputs disagree on the number of samples N: {lengths}")
@@ -177,3 +183,126 @@ def stratified_cap(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
         for start, count, k in zip(starts, counts, quota)
     ]
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+# ---------------------------------------------------------------- regimes and their remedy
+
+
+_PCA_BLOCK = 4096  # rows per block of the streamed Gram matrix
+
+
+def _top_eigenvectors(sym: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest eigenvalues (descending) of a symmetric matrix and their eigenvectors.
+
+    LAPACK's subset driver (scipy ``subset_by_index``) computes only those k: a few times faster
+    than the full decomposition when k is small against the order (25 of 2048 for TransRate).
+    """
+    import scipy.linalg
+
+    order = sym.shape[0]
+    k = min(k, order)
+    values, vectors = scipy.linalg.eigh(sym, subset_by_index=[order - k, order - 1])
+    return values[::-1], vectors[:, ::-1]
+
+
+def regime_pca(features: np.ndarray, max_dim: int) -> tuple[np.ndarray, str]:
+    """Reduce features (N, D) to their ``max_dim`` leading principal components when D > max_dim.
+
+    The remedy for scores whose estimate is ill posed when D is large against N (a D x D
+    covariance, an in-sample classifier or a coding rate with more parameters than samples): PCA
+    to a dimension set by N, as the PARC, GBC and NLEEP setups reduce features before scoring
+    (dbolya/parc ``feature_reduce``). Exact and deterministic: the eigendecomposition of the
+    smaller Gram matrix of the centred features (D x D when D <= N, else N x N); component
+    scores G v_j (= sqrt(lambda_j) u_j), largest variance first. Components beyond the rank of the
+    data are zero columns. Scores are invariant to the components' signs and rotations within the
+    kept subspace (H-score, SFDA's Fisher classifier and TransRate are), so no sign is fixed.
+
+    Returns:
+        (features (N, min(D, max_dim)), remedy) with remedy "" when D <= max_dim (nothing done).
+    """
+    if max_dim < 1:
+        raise ValueError(f"a regime's max_dim must be >= 1; got {max_dim}")
+    n, d = features.shape
+    if d <= max_dim:
+        return features, ""
+    mean = features.mean(axis=0)
+    # a common scale keeps the Gram's sums well conditioned; it is undone on the scores
+    scale = float(max(features.max() - mean.min(), mean.max() - features.min()))
+    if scale == 0.0:
+        return np.zeros((n, max_dim)), f"pca to {max_dim} dims (D={d} > {max_dim})"
+    if d <= n:
+        # streamed over row blocks: no centred N x D copy (800 MB at N = 50,000, D = 2048)
+        gram = np.zeros((d, d))
+        for start in range(0, n, _PCA_BLOCK):
+            block = (features[start : start + _PCA_BLOCK] - mean) / scale
+            gram += block.T @ block
+        top = _top_eigenvectors(gram, max_dim)[1]
+        reduced = features @ top - mean @ top
+    else:
+        centred = (features - mean) / scale
+        eigenvalues, vectors = _top_eigenvectors(centred @ centred.T, max_dim)
+        reduced = vectors * np.sqrt(np.clip(eigenvalues, 0.0, None)) * scale
+        if reduced.shape[1] < max_dim:  # N < max_dim: the rest of the components are empty
+            reduced = np.hstack([reduced, np.zeros((n, max_dim - reduced.shape[1]))])
+    return reduced, f"pca to {max_dim} dims (D={d} > {max_dim})"
+
+
+def max_dim_per_sample(samples_per_dim: int) -> Callable[[int, np.ndarray, dict], int]:
+    """Regime rule D <= N / samples_per_dim: the dimension a covariance over all N samples affords.
+
+    Returns ``rule(n, class_counts, params) -> max(1, N // samples_per_dim)`` for
+    ``register_method(max_dim=...)``.
+    """
+
+    def rule(n: int, counts: np.ndarray, params: dict) -> int:
+        return max(1, n // samples_per_dim)
+
+    return rule
+
+
+def max_dim_per_class(samples_per_dim: int) -> Callable[[int, np.ndarray, dict], int]:
+    """Regime rule D <= n_min / samples_per_dim: the dimension each class's own estimate affords.
+
+    n_min is the smallest class count. Returns ``rule(n, class_counts, params)`` for
+    ``register_method(max_dim=...)``.
+    """
+
+    def rule(n: int, counts: np.ndarray, params: dict) -> int:
+        return max(1, int(np.min(counts)) // samples_per_dim)
+
+    return rule
+
+
+ENTRY_INFO_KEYS = ("n_params", "source_accuracy")
+
+
+def check_entry_info(value: Any) -> dict[str, Any]:
+    """Validate the ``entry_info`` input and return it unchanged (the same dict).
+
+    A plain dict with ``n_params`` (int >= 1, the entry model's parameter count) and
+    ``source_accuracy`` (float in [0, 1], NaN when the card does not give it).
+    """
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"entry_info must be a dict with keys {list(ENTRY_INFO_KEYS)}; got {_describe(value)}"
+        )
+    missing = [k for k in ENTRY_INFO_KEYS if k not in value]
+    extra = [k for k in value if k not in ENTRY_INFO_KEYS]
+    if missing or extra:
+        raise ValueError(
+            f"entry_info must have exactly the keys {list(ENTRY_INFO_KEYS)}; "
+            f"missing {missing}, unknown {extra}"
+        )
+    n_params = value["n_params"]
+    if isinstance(n_params, bool) or not isinstance(n_params, int | np.integer) or n_params < 1:
+        raise ValueError(f"entry_info n_params must be an int >= 1; got {n_params!r}")
+    accuracy = value["source_accuracy"]
+    if isinstance(accuracy, bool) or not isinstance(accuracy, int | float | np.floating):
+        raise ValueError(
+            f"entry_info source_accuracy must be a float in [0, 1] or NaN; got {accuracy!r}"
+        )
+    if not (np.isnan(accuracy) or 0.0 <= accuracy <= 1.0):
+        raise ValueError(
+            f"entry_info source_accuracy must be in [0, 1] (a fraction) or NaN; got {accuracy!r}"
+        )
+    return value

@@ -1,8 +1,8 @@
 """Domain similarity, feature metrics, GBC, TransRate, SFDA, probe accuracies and Random.
 
 Each score is checked against hand-computed values or a naive re-implementation of its reference
-formula, for invariances, determinism and clear errors; a property test checks that no score
-returns NaN on valid random inputs.
+formula, for invariances, determinism and clear errors. The properties every method shares (no
+NaN, permutation invariance, bad input refused) are in test_method_contract.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import scipy.linalg
 import scipy.optimize
 import scipy.special
 import scipy.stats
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+from selection.methods.sfda import sfda as sfda_formula
+from selection.methods.transrate import transrate as transrate_formula
 from selection.registry import available, score
 
 
@@ -30,7 +30,7 @@ def test_all_methods_registered_with_their_inputs():
     methods = available()
     expected = {
         "domain_similarity": ("features", "labels", "source_profile"),
-        "feature_metrics": ("features", "labels"),
+        "feature_metrics": ("features",),
         "feature_density": ("features",),
         "feature_variance_ratio": ("features", "labels"),
         "gbc": ("features", "labels"),
@@ -39,9 +39,12 @@ def test_all_methods_registered_with_their_inputs():
         "knn_accuracy": ("features", "labels"),
         "logistic_accuracy": ("features", "labels"),
         "random": ("features", "probs"),
+        "param_count": ("entry_info",),
+        "source_accuracy": ("entry_info",),
     }
     for name, needs in expected.items():
         assert methods[name].needs == needs, name
+        assert methods[name].reference == (name in ("param_count", "source_accuracy")), name
     assert methods["knn_accuracy"].quadratic
     assert not methods["logistic_accuracy"].quadratic
 
@@ -165,7 +168,21 @@ def test_feature_metrics_hand_computed():
     assert score("feature_variance_ratio", features=features, labels=labels) == pytest.approx(0.8)
     # max |F| = 6, tolerance 0.006: only the exact zero counts
     assert score("feature_density", features=features) == pytest.approx(0.75)
-    assert score("feature_metrics", features=features, labels=labels) == pytest.approx(0.8 * 0.75)
+    # paper's Feature Metrics: (inactive fraction + Hoyer sparsity) / 2; one column: Hoyer 1
+    assert score("feature_metrics", features=features) == pytest.approx((0.25 + 1.0) / 2)
+    # rows [0, 1] (one unit: Hoyer 1) and [3, 3] (equal units: Hoyer 0); one entry in four is 0
+    two = np.array([[0.0, 1.0], [3.0, 3.0]])
+    assert score("feature_metrics", features=two) == pytest.approx((0.25 + 0.5) / 2)
+    assert score("feature_metrics", features=np.zeros((3, 2))) == 1.0
+    # Hoyer of a generic row from its definition (sqrt(D) - l1 / l2) / (sqrt(D) - 1)
+    row = np.array([[1.0, -2.0, 0.5, 4.0]])
+    hoyer = (2.0 - 7.5 / np.sqrt(1 + 4 + 0.25 + 16)) / (2.0 - 1.0)
+    assert score("feature_metrics", features=row) == pytest.approx(hoyer / 2, rel=1e-12)
+    # sparser (ReLU) features score higher than dense ones: the paper's orientation
+    dense = np.random.default_rng(0).normal(size=(50, 16))
+    assert score("feature_metrics", features=np.maximum(dense, 0)) > score(
+        "feature_metrics", features=dense
+    )
     sparse = np.array([[0.0, 1.0], [2.0, 0.001]])
     # tolerance 1e-3 * 2: 0 and 0.001; 0.6 * 2: 0, 0.001 and 1; 0: only the exact zero
     assert score("feature_density", features=sparse) == pytest.approx(1 - 0.5)
@@ -315,9 +332,8 @@ def test_transrate_matches_direct_logdet():
         expected = _rate_direct(z, eps) - np.mean(
             [_rate_direct(z[labels == c], eps) for c in range(3)]
         )
-        assert score("transrate", features=features, labels=labels, eps=eps) == pytest.approx(
-            expected, rel=1e-9
-        )
+        # the formula itself: score() would first reduce D = 10 > n_min / 2 (see test_regimes.py)
+        assert transrate_formula(features, labels, eps=eps) == pytest.approx(expected, rel=1e-9)
     # translation does not matter (features are centred)
     assert score("transrate", features=features + 5.0, labels=labels) == pytest.approx(
         score("transrate", features=features, labels=labels), rel=1e-9
@@ -379,9 +395,10 @@ def _sfda_reference(x: np.ndarray, y: np.ndarray, log_prob: bool = False) -> flo
 def test_sfda_matches_reference_transcription(scale, dim):
     features, labels = _blobs(40, dim, 3, spread=0.8, seed=11)
     features = features * scale
-    value = score("sfda", features=features, labels=labels)
+    # the formula itself: score() would reduce D = 70 > N / 4 first (see test_regimes.py)
+    value = sfda_formula(features, labels)
     assert value == pytest.approx(_sfda_reference(features, labels), rel=1e-8)
-    log_value = score("sfda", features=features, labels=labels, log_prob=True)
+    log_value = sfda_formula(features, labels, log_prob=True)
     assert log_value == pytest.approx(_sfda_reference(features, labels, log_prob=True), rel=1e-8)
     assert 0 < value <= 1 and log_value <= 0
 
@@ -494,101 +511,3 @@ def test_random_is_deterministic_uniform_and_input_dependent():
         score("random", features=features, probs=probs, seed=-1)
     with pytest.raises(ValueError, match="non-negative int"):
         score("random", features=features, probs=probs, seed=1.5)
-
-
-# ---------------------------------------------------------------- invariances, bad inputs
-
-
-PERMUTATION_INVARIANT = [
-    "domain_similarity",
-    "feature_metrics",
-    "feature_density",
-    "feature_variance_ratio",
-    "gbc",
-    "transrate",
-    "sfda",
-    "knn_accuracy",
-]
-
-
-@pytest.mark.parametrize("name", PERMUTATION_INVARIANT)
-def test_sample_permutation_invariance(name):
-    features, labels = _blobs(8, 70, 3, spread=0.6, seed=13)  # D > 64 exercises GBC's PCA
-    features = np.maximum(features, 0.0)  # some exact zeros for the sparsity
-    profile = (np.random.default_rng(1).normal(size=(5, 70)), np.arange(5, 10))
-    order = np.random.default_rng(2).permutation(len(labels))
-    a = score(name, features=features, labels=labels, source_profile=profile)
-    b = score(name, features=features[order], labels=labels[order], source_profile=profile)
-    assert a == pytest.approx(b, rel=1e-8, abs=1e-12)
-
-
-@pytest.mark.parametrize("name", ["gbc", "transrate", "sfda", "knn_accuracy", "feature_metrics"])
-def test_bad_inputs_raise_value_errors(name):
-    features, labels = _blobs(4, 3, 2, spread=1.0, seed=0)
-    bad = features.copy()
-    bad[1, 2] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        score(name, features=bad, labels=labels)
-    with pytest.raises(ValueError, match="number of samples"):
-        score(name, features=features, labels=labels[:-1])
-    with pytest.raises(ValueError, match="single class"):
-        score(name, features=features, labels=np.zeros(len(labels), dtype=int))
-    with pytest.raises(ValueError, match="unknown parameters"):
-        score(name, features=features, labels=labels, not_a_parameter=1)
-
-
-# ---------------------------------------------------------------- property: never NaN
-
-
-@st.composite
-def _valid_inputs(draw):
-    n_classes = draw(st.integers(2, 4))
-    per_class = draw(st.lists(st.integers(2, 5), min_size=n_classes, max_size=n_classes))
-    dim = draw(st.integers(1, 5))
-    n = sum(per_class)
-    value = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
-    features = np.array(draw(st.lists(value, min_size=n * dim, max_size=n * dim))).reshape(n, dim)
-    labels = np.repeat(np.arange(n_classes), per_class)
-    weights = np.array(
-        draw(st.lists(st.floats(0.01, 1.0), min_size=n * 3, max_size=n * 3))
-    ).reshape(n, 3)
-    probs = weights / weights.sum(1, keepdims=True)
-    n_source = draw(st.integers(1, 4))
-    source_means = np.array(
-        draw(st.lists(value, min_size=n_source * dim, max_size=n_source * dim))
-    ).reshape(n_source, dim)
-    source_counts = np.array(
-        draw(st.lists(st.integers(5, 50), min_size=n_source, max_size=n_source))
-    )
-    return {
-        "features": features,
-        "labels": labels,
-        "probs": probs,
-        "source_profile": (source_means, source_counts),
-    }
-
-
-@pytest.mark.parametrize(
-    "name, params",
-    [
-        ("domain_similarity", {}),
-        ("feature_metrics", {}),
-        ("feature_density", {}),
-        ("feature_variance_ratio", {}),
-        ("gbc", {}),
-        ("gbc", {"pca_dim": 2}),
-        ("transrate", {}),
-        ("sfda", {}),
-        ("sfda", {"log_prob": True}),
-        ("knn_accuracy", {}),
-        ("knn_accuracy", {"metric": "euclidean"}),
-        ("logistic_accuracy", {}),
-        ("random", {}),
-    ],
-)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(inputs=_valid_inputs())
-def test_no_nan_on_valid_random_inputs(name, params, inputs):
-    # score() itself raises FloatingPointError on a non-finite result
-    value = score(name, **inputs, **params)
-    assert np.isfinite(value)

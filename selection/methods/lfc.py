@@ -168,6 +168,12 @@ def lfc(features: np.ndarray, labels: np.ndarray) -> float:
     K = F F^T with F the raw features (N, D); S_ij = 1[y_i = y_j]. Computed in closed form by
     :func:`gram_label_correlation` in O(N D min(N, D)) time; invariant to the scale of F and to the
     order of the samples, but not to an offset added to every feature (see ``lfc_centered``).
+
+    Regime: well posed at every N >= 2, D and class count; no remedy. It is a correlation of
+    N^2 kernel entries with fixed labels, no matrix is inverted and nothing is fitted. Its only
+    dependence on D is the diagonal K_ii = ||f_i||^2 (inside S = 1), whose share of var(K)
+    saturates as D grows: for pure noise LFC tends to about sqrt((C - 1) / N) at any D (0.12 at
+    D = 2048, N = 500, C = 10, against 0.24 for informative D = 64 features).
     """
     return gram_label_correlation(features, labels, center=False)
 
@@ -178,5 +184,8 @@ def lfc_centered(features: np.ndarray, labels: np.ndarray) -> float:
 
     Invariant to a constant offset added to every feature (which plain LFC is not), so features
     of different architectures compare on an equal footing.
+
+    Regime: as ``lfc``, well posed at every N >= 2 and D; no remedy (pure noise at D = 2048,
+    N = 500, C = 10 scores 0.12 against 0.33 for informative D = 64 features).
     """
     return gram_label_correlation(features, labels, center=True)

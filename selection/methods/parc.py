@@ -95,6 +95,11 @@ def parc(features: np.ndarray, labels: np.ndarray, dims: int = 32, seed: int = 0
     1 + 1/(C-1) otherwise, a monotone function of 1[y_i != y_j], which is what is ranked. In
     [-100, 100]; features whose RDM is constant score 0. Needs a class with 2 samples (else every
     pair differs and the label RDM is constant). O(N^2) time and memory: cap N before calling.
+
+    Regime: well posed at every D and N >= 3 with a same-class pair; no remedy beyond the method's
+    own PCA to 32 dimensions (Bolya et al.'s setup, at most N components), which already makes the
+    RDM independent of the input D; nothing is inverted (pure noise at D = 2048, N = 500, C = 10
+    scores -0.1 against 22 for informative D = 64 features).
     """
     if dims < 1:
         raise ValueError(f"parc dims must be >= 1; got {dims}")

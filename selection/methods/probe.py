@@ -62,6 +62,10 @@ def knn_accuracy(
     N - 1); a tied vote goes to the tied class with the nearest neighbour. ``metric`` is "cosine"
     (1 - cosine similarity; all-zero rows are at distance 1 from everything) or "euclidean".
     Cost O(N^2 D): callers cap N (``quadratic``).
+
+    Regime: well posed at every D and N >= 2; no remedy. Leave-one-out prediction fits nothing, so
+    it cannot overfit; with noise the neighbours are random and the accuracy sits at chance (pure
+    noise at D = 2048, N = 500, C = 10: 0.09, against 0.66 for informative D = 64 features).
     """
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"knn_accuracy metric must be 'cosine' or 'euclidean'; got {metric!r}")
@@ -103,6 +107,12 @@ def logistic_accuracy(
     The fits run on one BLAS / OpenMP thread: lbfgs makes many small matrix products, where
     extra threads only wait for each other (on a busy 2-core machine, 5 folds at N = 1000,
     D = 2048, C = 20 took 22 s with the default threads and 1.3 s with one, same predictions).
+
+    Regime: well posed at every D and N with 2 samples per class (enforced); no remedy. The accuracy
+    is measured on held-out folds, so a wide D that lets the fit interpolate its training part
+    does not inflate it (pure noise at D = 2048, N = 500, C = 10: 0.08, against 0.80 for
+    informative D = 64 features). The folds are shuffled with ``seed``: a permutation of the
+    samples changes the folds and so the value, by sampling noise only.
 
     Args:
         features: (N, D) target features.

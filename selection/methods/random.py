@@ -28,6 +28,9 @@ def random(features: np.ndarray, probs: np.ndarray, seed: int = 0) -> float:
     The hash covers the float64 features (N, D) and source-head probabilities (N, Cs): entries of a
     shared-backbone expert have identical features but different heads, and would otherwise tie.
     Identical inputs (the same entry) tie by design. The order of the samples is part of the hash.
+
+    Regime: no estimate, so no regime and no remedy: a uniform draw at every N and D. A permutation
+    of the samples gives another (equally uniform) draw; equal inputs and seed give equal values.
     """
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"random seed must be a non-negative int; got {seed!r}")

@@ -21,6 +21,10 @@ def rsa(features: np.ndarray, probe_features: np.ndarray, dims: int = 32, seed: 
     network's features (N, Dp) on the same N images in the same order; RDM(X)_ij = 1 - Pearson
     correlation of rows i and j, upper = the entries above the diagonal. In [-100, 100]; 0 when
     either RDM is constant. Needs N >= 3 (two pairs).
+
+    Regime: as ``parc``: well posed at every D and N >= 3; both inputs pass the method's own PCA
+    to 32 dimensions (at most N components) before the RDMs, so neither D matters and nothing is
+    inverted. No remedy.
     """
     if dims < 1:
         raise ValueError(f"rsa dims must be >= 1; got {dims}")

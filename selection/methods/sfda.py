@@ -12,7 +12,7 @@ import scipy.linalg
 import scipy.sparse.linalg
 from scipy.special import log_softmax, softmax
 
-from selection.checks import class_sums
+from selection.checks import class_sums, max_dim_per_sample
 from selection.registry import register_method
 
 # rows of the (rows x C) logits computed at once: the N x C matrices are never held whole
@@ -79,7 +79,11 @@ def _row_blocks(n: int):
         yield slice(start, min(start + _BLOCK_ROWS, n))
 
 
-@register_method("sfda", needs=("features", "labels"))
+#: SFDA's regime, D <= N / 4 (see ``sfda``).
+SAMPLES_PER_DIM = 4
+
+
+@register_method("sfda", needs=("features", "labels"), max_dim=max_dim_per_sample(SAMPLES_PER_DIM))
 def sfda(features: np.ndarray, labels: np.ndarray, log_prob: bool = False) -> float:
     """Mean probability of the true class under the regularised FDA classifier of ConfMix features.
 
@@ -100,6 +104,16 @@ def sfda(features: np.ndarray, labels: np.ndarray, log_prob: bool = False) -> fl
     when the classes have (almost) no spread; it never binds on ordinary features.
     ``log_prob=True`` returns the mean log-probability instead (the paper's form; the reference
     drops the log for stability).
+
+    Regime: well posed for D <= N / 4. The score is the in-sample accuracy-like fit of a
+    C x D linear classifier; its shrinkage lambda = exp(-5 sigma_max) is ~1e-10 on raw features,
+    so once N - C < D the within-class scatter is singular, the classifier interpolates and SFDA
+    is exactly 1.0 for any features; it stays inflated up to N ~ 2-4 D (pure noise D = 2048 at
+    N = 500, C = 10 scores 1.0, informative D = 64 features 0.62; noise reduced to N / 2 = 250
+    dims still ties them). Outside the regime the registry reduces the features by PCA to
+    N // 4 dimensions (``selection.checks.regime_pca``, the dimension-by-N reduction of the PARC /
+    GBC / NLEEP setups and dbolya's ``feature_reduce``); the SFDA paper scored whole training sets
+    (N >> D), where nothing changes. ``score_detail`` reports the remedy.
 
     Args:
         features: (N, D) target features.
