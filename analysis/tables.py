@@ -312,7 +312,7 @@ def merge_tables(
         columns={"seconds": "selection_seconds"}
     )
     seeds = (
-        pd.to_numeric(scores["seed"], errors="coerce")
+        pd.to_numeric(scores["seed"], errors="coerce").astype("float64")
         if "seed" in scores.columns
         else pd.Series(np.nan, index=scores.index)
     )

@@ -203,7 +203,8 @@ def check_scores(
     """Check a scores table (target, entry, method, score; optional shots, seconds, seed, remedy).
 
     With a ``seed`` column (the k-shot draw that was scored) a key is one row per
-    (target, shots, method, entry, seed) and every seed must be an integer; ``remedy`` is text
+    (target, shots, method, entry, seed) and every given seed must be an integer (a missing one:
+    a row from a table without the column); ``remedy`` is text
     (missing = "": the inputs were in the method's well-posed regime).
     """
     key = (
@@ -226,14 +227,16 @@ def check_scores(
     )
     if has_seed:
         seeds = out["seed"]
-        bad = out.index[seeds.isna() | (seeds != seeds.round())]
+        # a missing seed is a row from a table written without the column (judged against the
+        # seed mean); a fractional one is a mix-up
+        bad = out.index[seeds.notna() & (seeds != seeds.round())]
         if len(bad):
             label = "scores table" + (f" {source}" if source else "")
             raise InputTableError(
                 f"{label} has seeds that are not integers in column 'seed' at rows {_rows(bad)}; "
                 "valid: the integer seed of the k-shot draw that was scored (or no seed column)"
             )
-        out["seed"] = seeds.astype(int)
+        out["seed"] = seeds.astype("Int64")
     if "remedy" in out.columns:
         out["remedy"] = out["remedy"].map(lambda v: "" if pd.isna(v) else str(v).strip())
     return out, notes

@@ -331,3 +331,17 @@ def test_multi_domain_view_counts_the_domains_each_method_scored():
     assert d.loc["lfc", "n_scored"] == 3
     # leep over imagenet and y only: y first in both draws, (65 - 60 + 70 - 62) / 2 = 6.5
     assert d.loc["leep", "top1_gain"] == pytest.approx(6.5)
+
+
+def test_tables_with_and_without_seed_mix_in_one_scores_table():
+    from analysis.validate import check_scores
+
+    runs = _runs()
+    gt = ground_truth(runs)
+    new = _scores("m", TWO_DRAWS)
+    old = _scores("o", {0: TWO_DRAWS[1]}).drop(columns="seed")
+    scores, _ = check_scores(pd.concat([new, old], ignore_index=True), strict=False)
+    a = compute_analysis(gt, scores, name="x", baseline="base", n_boot=0, runs=runs)
+    assert _metric(a.metrics, "t", "m", "top1_gain") == pytest.approx(16.0)
+    assert _metric(a.metrics, "t", "o", "top1_gain") == pytest.approx(13.0)
+    assert _metric(a.metrics, "t", "o", "n_draws") == 1.0
