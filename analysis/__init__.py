@@ -5,7 +5,9 @@ models or data:
 
 - :mod:`analysis.metrics`: pure per-cell metrics (top-k gain, trials-to-best, correlations, Random's
   exact expectations), the long metrics table, bootstrap means, the cost table;
-- :mod:`analysis.tables`: reading the benchmark's tables, the ground truth from runs, merges;
+- :mod:`analysis.tables`: reading the benchmark's tables, the ground truth from runs, merges
+  (per-draw judging), the multi-domain view;
+- :mod:`analysis.ceiling`: the noise ceiling (agreement between fine-tuning seeds' rankings);
 - :mod:`analysis.validate`: checks of user-given tables (:class:`~analysis.validate.InputTableError`);
 - :mod:`analysis.figures`, :mod:`analysis.report`: PNG figures, CSV/Markdown tables, report.md;
 - :mod:`analysis.wandb_log`: the optional wandb run of an analysis;

@@ -12,7 +12,8 @@ Two modes, one report (see :mod:`analysis.report` for the files and their column
   a bad table stops the analysis with a message naming the rows and columns (exit status 2).
 
 Config keys read (all optional except where noted): name; gt, scores, out, baseline (bring-your-own);
-analysis.{baseline, topk, bootstrap, seed, strict, cost_topk, spread_points, methods};
+analysis.{baseline, domain_baseline, topk, bootstrap, seed, strict, cost_topk, spread_points,
+methods};
 paths.{out_dir (benchmark mode), finetune_dir, selection_dir, reports_dir, zoo_dir};
 logger.{type (csv|wandb|none), project, mode, entity, group}.
 """
@@ -32,6 +33,7 @@ from analysis.tables import (
     ground_truth,
     load_ground_truth,
     load_manifest,
+    load_runs,
     load_scores,
     normalize_ground_truth,
 )
@@ -70,36 +72,44 @@ def load_byo(gt_path: Path, scores_path: Path, baseline: str | None):
     """Read and strictly check a ground truth and scores table a user brings.
 
     The gt table may also be a table of runs (target, [shots,] entry, lr, seed, test_acc): its
-    ground truth is then derived as in the benchmark. Returns (gt, scores).
+    ground truth is then derived as in the benchmark, and its runs judge each scored draw against
+    its own seed. Returns (gt, scores, runs or None).
     """
     gt_raw = read_table(gt_path, "gt")
     scores_raw = read_table(scores_path, "scores")
+    runs = None
     if "acc" not in gt_raw.columns and {"lr", "seed", "test_acc"} <= set(gt_raw.columns):
         gt_raw, scores_raw = harmonize_shots(gt_raw, scores_raw, SHOTS_UNSPECIFIED)
         gt = check_runs(gt_raw, source=gt_path)
+        runs = gt
     else:
         gt, _ = check_gt(gt_raw, strict=True, source=gt_path)
     scores, _ = check_scores(scores_raw, strict=True, source=scores_path)
     # checked before a missing shots column is filled, so messages show only the user's columns
     gt, scores = harmonize_shots(gt, scores, SHOTS_UNSPECIFIED)
+    if runs is not None:
+        runs = gt
     gt = ground_truth(gt) if "test_acc" in gt.columns else normalize_ground_truth(gt)
     if "seconds" not in scores.columns:
         scores["seconds"] = float("nan")
     gt, scores, _ = reconcile(gt, scores, strict=True)
     check_baseline(gt, baseline, strict=True)
-    return gt, scores
+    return gt, scores, runs
 
 
 def load_benchmark(out_dir: Path, selection_dir: Path, baseline: str | None, strict: bool):
-    """The benchmark's own tables, checked leniently unless ``strict``. Returns (gt, scores, notes)."""
+    """The benchmark's own tables, checked leniently unless ``strict``.
+
+    Returns (gt, scores, runs or None, notes)."""
     gt = load_ground_truth(out_dir)
+    runs = load_runs(out_dir)
     gt, notes = check_gt(gt, strict=strict)
     scores, more = check_scores(load_scores(selection_dir), strict=strict)
     notes += more
     gt, scores, more = reconcile(gt, scores, strict=strict)
     notes += more
     notes += check_baseline(gt, baseline, strict=strict)
-    return gt, scores, notes
+    return gt, scores, runs, notes
 
 
 def run_analysis(cfg: DictConfig) -> Path:
@@ -112,6 +122,7 @@ def run_analysis(cfg: DictConfig) -> Path:
     cost_ks = [int(k) for k in _get(cfg, "analysis.cost_topk", [1, 3])]
     spread = float(_get(cfg, "analysis.spread_points", 5.0))
     methods = _get(cfg, "analysis.methods")
+    domain_baseline = _get(cfg, "analysis.domain_baseline") or None
     logger_type = str(_get(cfg, "logger.type", "csv"))
     if logger_type not in LOGGER_TYPES:
         raise ValueError(f"unknown logger.type {logger_type!r}; valid: {', '.join(LOGGER_TYPES)}")
@@ -125,7 +136,7 @@ def run_analysis(cfg: DictConfig) -> Path:
             )
         baseline = _get(cfg, "baseline") or None
         report_dir = _abs(_get(cfg, "out")) or (reports_dir or Path("reports").resolve()) / name
-        gt, scores = load_byo(gt_path, scores_path, baseline)
+        gt, scores, runs = load_byo(gt_path, scores_path, baseline)
         notes: list[str] = []
         inputs = {
             "mode": "results brought by the user",
@@ -144,7 +155,7 @@ def run_analysis(cfg: DictConfig) -> Path:
         report_dir = (reports_dir or out_dir / "reports") / name
         baseline = _get(cfg, "analysis.baseline") or None
         strict = bool(_get(cfg, "analysis.strict", False))
-        gt, scores, notes = load_benchmark(out_dir, selection_dir, baseline, strict)
+        gt, scores, runs, notes = load_benchmark(out_dir, selection_dir, baseline, strict)
         inputs = {
             "mode": "benchmark outputs",
             "out_dir": str(out_dir),
@@ -174,6 +185,8 @@ def run_analysis(cfg: DictConfig) -> Path:
         notes=notes,
         inputs=inputs,
         spread_points=spread,
+        runs=runs,
+        domain_baseline=domain_baseline,
     )
     extra = []
     if zoo_dir is not None:
@@ -202,6 +215,7 @@ def run_analysis(cfg: DictConfig) -> Path:
             config={
                 "name": name,
                 "baseline": baseline,
+                "domain_baseline": domain_baseline,
                 "topk": topk,
                 "bootstrap": n_boot,
                 "seed": seed,

@@ -21,6 +21,10 @@ Conventions (DESIGN.md section 8):
   constant accuracies) gives NaN: a correlation is undefined there.
 - **Random**: the expected value of every metric under a uniformly random order of the entries is
   computed exactly (:func:`random_expected_metrics`), not simulated.
+- **Draws**: a merged table may carry a ``draw`` column (the k-shot draw that was scored, judged
+  against the fine-tuning runs of the same seed; :data:`DRAW_MEAN` for rows judged against the seed
+  mean). :func:`metrics_table` and :func:`cost_table` compute a cell's metrics per draw and report
+  their mean over draws, with ``n_draws``.
 - **Means over targets** carry percentile bootstrap intervals over targets
   (:func:`bootstrap_mean_ci`), seeded, so a report is reproducible.
 """
@@ -47,6 +51,12 @@ LOWER_IS_BETTER = ("trials_to_best",)
 
 CELL = ["target", "shots"]
 KEY = ["target", "shots", "method"]
+
+#: the ``draw`` of rows judged against the ground truth (seed mean) rather than one seed's runs
+DRAW_MEAN = -1
+
+#: per-cell counts in the metrics table (not averaged over targets in the summary)
+COUNT_METRICS = ("n_entries", "n_draws", "remedied")
 
 
 def _arrays(score: Sequence[float] | np.ndarray, acc: Sequence[float] | np.ndarray):
@@ -298,9 +308,33 @@ def random_expected_cost(finetune_seconds, ks: Sequence[int]) -> dict[str, float
 
 
 def _with_baseline(merged: pd.DataFrame, baselines: pd.DataFrame | None) -> pd.DataFrame:
+    if "draw" not in merged.columns:
+        merged = merged.assign(draw=DRAW_MEAN)
     if baselines is None or baselines.empty:
         return merged.assign(baseline_acc=np.nan)
-    return merged.merge(baselines[[*CELL, "baseline_acc"]], on=CELL, how="left")
+    if "draw" not in baselines.columns:
+        return merged.merge(baselines[[*CELL, "baseline_acc"]], on=CELL, how="left")
+    out = merged.merge(baselines[[*CELL, "draw", "baseline_acc"]], on=[*CELL, "draw"], how="left")
+    # a draw without its own baseline row (no runs per seed: draws judged against the seed mean)
+    # takes the baseline's seed mean
+    mean = baselines[baselines["draw"] == DRAW_MEAN][[*CELL, "baseline_acc"]]
+    fill = out[CELL].merge(mean, on=CELL, how="left")["baseline_acc"].to_numpy()
+    out["baseline_acc"] = out["baseline_acc"].fillna(pd.Series(fill, index=out.index))
+    return out
+
+
+def has_remedy(remedy: pd.Series) -> pd.Series:
+    """True where a score row records a remedy (a non-empty text; NaN and "" mean none)."""
+    return remedy.map(lambda v: not pd.isna(v) and str(v).strip() != "").astype(bool)
+
+
+def mean_over_draws(per_draw: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over the draws of one cell (NaN values skipped; keys in first-seen order),
+    plus ``n_draws``. A metric undefined in every draw stays NaN."""
+    table = pd.DataFrame.from_records(list(per_draw))
+    out = {k: float(v) for k, v in table.mean(axis=0, skipna=True).items()}
+    out["n_draws"] = float(len(table))
+    return out
 
 
 def metrics_table(
@@ -312,29 +346,41 @@ def metrics_table(
 ) -> pd.DataFrame:
     """Long table of ranking metrics: columns target, shots, method, metric, value.
 
-    ``merged``: one row per (target, shots, method, entry) with columns score and acc.
-    ``baselines``: one row per (target, shots) with column baseline_acc (None: no gain metrics).
-    With ``random_expected``, adds the method ``random_expected`` (Random's exact expectations,
-    computed over the entries of each cell).
+    ``merged``: one row per (target, shots, method, entry[, draw]) with columns score and acc
+    (optional draw and remedy, see :func:`analysis.tables.merge_tables`).
+    ``baselines``: one row per (target, shots[, draw]) with column baseline_acc (None: no gain
+    metrics). Each draw of a cell is judged on its own; the cell's value is the mean over draws,
+    ``n_draws`` their number, ``n_entries`` the mean number of entries judged per draw and, when
+    ``merged`` has a remedy column, ``remedied`` the number of its score rows with a non-empty
+    remedy. With ``random_expected``, adds the method ``random_expected`` (Random's exact
+    expectations over the entries of each cell, per draw, averaged the same way).
     Metrics whose value is undefined (a correlation of a degenerate cell) stay as NaN rows.
     """
     df = _with_baseline(merged, baselines)
-    records = [
-        {
-            **dict(zip(KEY, key)),
-            **cell_metrics(g["score"], g["acc"], g["baseline_acc"].iloc[0], topk),
-        }
-        for key, g in df.groupby(KEY, sort=True)
-    ]
+    records = []
+    for key, g in df.groupby(KEY, sort=True):
+        per_draw = [
+            cell_metrics(d["score"], d["acc"], d["baseline_acc"].iloc[0], topk)
+            for _, d in g.groupby("draw", sort=True)
+        ]
+        record = {**dict(zip(KEY, key)), **mean_over_draws(per_draw)}
+        if "remedy" in g.columns:
+            record["remedied"] = float(has_remedy(g["remedy"]).sum())
+        records.append(record)
     wide = pd.DataFrame.from_records(records)
     if random_expected and not df.empty:
-        # the entries of a cell: every entry with an accuracy that some method scored
-        cells = df.drop_duplicates([*CELL, "entry"])
+        # the entries of a cell: every entry with an accuracy that some method scored, per draw
+        cells = df.drop_duplicates([*CELL, "draw", "entry"])
         extra = [
             {
                 **dict(zip(CELL, key)),
                 "method": RANDOM_EXPECTED,
-                **random_expected_metrics(g["acc"], g["baseline_acc"].iloc[0], topk),
+                **mean_over_draws(
+                    [
+                        random_expected_metrics(d["acc"], d["baseline_acc"].iloc[0], topk)
+                        for _, d in g.groupby("draw", sort=True)
+                    ]
+                ),
             }
             for key, g in cells.groupby(CELL, sort=True)
         ]
@@ -361,7 +407,7 @@ def cost_table(
     ``merged`` needs columns score, acc, selection_seconds, finetune_seconds. Returns columns
     target, shots, method, k, brute_force_seconds, selection_seconds, finetune_topk_seconds,
     total_seconds, cost_saved (fraction of the brute-force seconds saved; NaN where seconds are
-    missing).
+    missing). With a ``draw`` column, each draw is costed on its own and the values are averaged.
     """
     cols = [
         *KEY,
@@ -374,10 +420,19 @@ def cost_table(
     ]
     if merged.empty:
         return pd.DataFrame(columns=cols)
+    if "draw" not in merged.columns:
+        merged = merged.assign(draw=DRAW_MEAN)
     records = [
         {
             **dict(zip(KEY, key)),
-            **cost_metrics(g["score"], g["acc"], g["selection_seconds"], g["finetune_seconds"], ks),
+            **mean_over_draws(
+                [
+                    cost_metrics(
+                        d["score"], d["acc"], d["selection_seconds"], d["finetune_seconds"], ks
+                    )
+                    for _, d in g.groupby("draw", sort=True)
+                ]
+            ),
         }
         for key, g in merged.groupby(KEY, sort=True)
     ]

@@ -7,7 +7,12 @@
 file                      columns
 ========================  ========================================================================
 metrics.csv               target, shots, method, metric, value (one row per target; see
-                          analysis.metrics for the metric names)
+                          analysis.metrics for the metric names); per (cell, method) also
+                          n_entries (entries judged, mean over draws), n_draws (k-shot draws
+                          judged, each against its own seed's runs) and remedied (score rows with
+                          a non-empty remedy); method ``seed_agreement`` holds the noise ceiling
+                          (analysis.ceiling): n_seeds, n_entries, spearman, wtau, top1_agreement,
+                          each with <metric>_ci_low / _ci_high (bootstrap over entries)
 summary.csv               shots, method, metric, mean, ci_low, ci_high, n_targets (means over
                           targets with 95% percentile-bootstrap intervals)
 summary.md                the key summary metrics per method, as Markdown
@@ -17,8 +22,11 @@ cost.csv                  target, shots, method, k, brute_force_seconds, selecti
                           finetune_topk_seconds, total_seconds, cost_saved
 cost_summary.csv          shots, method, k, n_targets, brute_force_seconds, selection_seconds,
                           finetune_topk_seconds, total_seconds, cost_saved
-domain_selection.csv      expert, expert_type, target, shots, method, n_domains, picked_domain,
-                          picked_acc, best_domain, best_acc, gap
+domain_selection.csv      the multi-domain view (analysis.tables.domain_selection): expert,
+                          expert_type, target, shots, method, n_domains, n_scored, n_draws,
+                          reference,
+                          reference_acc, picked_domain, picked_acc, best_domain, best_acc, gap,
+                          top1_gain, top3_gain, trials_to_best, spearman, remedied
 *.png                     the figures (analysis.figures)
 report.md                 findings, tables, figures and conventions tied together
 ========================  ========================================================================
@@ -34,10 +42,13 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures
+from analysis.ceiling import AGREEMENT_METRICS, SEED_AGREEMENT, seed_agreement_table
 from analysis.metrics import (
+    COUNT_METRICS,
     RANDOM_EXPECTED,
     cost_summary,
     cost_table,
+    has_remedy,
     metrics_table,
     summarize,
 )
@@ -46,12 +57,49 @@ from analysis.tables import (
     domain_selection,
     entry_gains,
     merge_tables,
+    seed_accuracy,
     sorted_shots,
 )
 from zoo.io import atomic_write, atomic_write_text
 
 #: a target whose entries spread by more than this many points makes selection matter
 SPREAD_POINTS = 5.0
+
+#: the static reference methods when the registry does not say (contract: Method.reference)
+REFERENCE_METHODS = ("param_count", "source_accuracy")
+
+#: marks of the Markdown tables
+REMEDY_MARK = "†"
+FEWER_MARK = "‡"
+
+#: rows of the metrics table that are not ranking quality (not averaged, not ranked)
+NOT_RANKED = (RANDOM_EXPECTED, SEED_AGREEMENT)
+
+
+def reference_methods(methods: Sequence[str]) -> set[str]:
+    """The methods among ``methods`` that are static references, not selection scores.
+
+    Read from the registry field ``Method.reference`` when the registry has it; a method the
+    registry does not know (a user's own name) or a registry without the field falls back to the
+    fixed set :data:`REFERENCE_METHODS`.
+    """
+    out = set()
+    try:
+        from selection.registry import get_method
+    except ImportError:
+        get_method = None
+    for m in methods:
+        flag = None
+        if get_method is not None:
+            try:
+                flag = getattr(get_method(m), "reference", None)
+            except (ValueError, ImportError):
+                flag = None
+        if flag is None:
+            flag = m in REFERENCE_METHODS
+        if flag:
+            out.add(m)
+    return out
 
 
 @dataclass
@@ -70,6 +118,9 @@ class Analysis:
     cost_summary: pd.DataFrame
     entry_gains: pd.DataFrame
     domain_selection: pd.DataFrame
+    seed_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
+    references: set[str] = field(default_factory=set)
+    domain_baseline: str | None = None
     notes: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)
     n_boot: int = 1000
@@ -94,9 +145,17 @@ def compute_analysis(
     notes: Sequence[str] = (),
     inputs: dict[str, str] | None = None,
     spread_points: float = SPREAD_POINTS,
+    runs: pd.DataFrame | None = None,
+    domain_baseline: str | None = None,
 ) -> Analysis:
-    """Every derived table from a checked ground truth (target, shots, entry, acc, seconds, ...)
-    and scores table (target, shots, method, entry, score, seconds)."""
+    """Every derived table from a checked ground truth (target, shots, entry, acc, best_lr,
+    seconds, ...) and scores table (target, shots, method, entry, score, seconds; optional seed,
+    remedy).
+
+    ``runs`` (the fine-tuning runs behind the ground truth; optional) enables per-draw judging
+    (a score table's draw s against seed s's runs) and the noise ceiling (``seed_agreement``);
+    ``domain_baseline`` is the reference entry of the multi-domain view.
+    """
     if int(topk) != topk or topk < 1:
         raise ValueError(f"analysis.topk must be a positive integer; got {topk!r}")
     if int(n_boot) != n_boot or n_boot < 0:
@@ -104,11 +163,16 @@ def compute_analysis(
     cost_ks = tuple(sorted({int(k) for k in cost_ks}))
     if not cost_ks or min(cost_ks) < 1:
         raise ValueError(f"analysis.cost_topk must list positive integers; got {cost_ks!r}")
-    merged = merge_tables(gt, scores)
+    notes = list(notes)
+    seed_acc = seed_accuracy(runs, gt) if runs is not None and not runs.empty else None
+    merged = merge_tables(gt, scores, seed_acc, notes)
     if merged.empty:
         raise ValueError("no entry has both a score and a ground-truth accuracy: nothing to judge")
-    baselines = baselines_table(gt, baseline)
+    baselines = baselines_table(gt, baseline, seed_acc)
     metrics = metrics_table(merged, baselines, topk)
+    agreement = seed_agreement_table(seed_acc, n_boot=n_boot, seed=seed)
+    judged = merged[["target", "shots"]].drop_duplicates()
+    agreement = agreement.merge(judged, on=["target", "shots"])
     cost = cost_table(merged, cost_ks)
     saved = cost.dropna(subset=["cost_saved"])
     if not saved.empty:
@@ -118,7 +182,11 @@ def compute_analysis(
         metrics = pd.concat(
             [metrics, rows[["target", "shots", "method", "metric", "value"]]], ignore_index=True
         )
-    summary = summarize(metrics[metrics["metric"] != "n_entries"], n_boot=n_boot, seed=seed)
+    metrics = pd.concat([metrics, agreement], ignore_index=True)
+    averaged = ~metrics["metric"].isin(COUNT_METRICS) & ~metrics["metric"].str.contains("_ci_")
+    averaged &= ~((metrics["method"] == SEED_AGREEMENT) & (metrics["metric"] == "n_seeds"))
+    summary = summarize(metrics[averaged], n_boot=n_boot, seed=seed)
+    domain = domain_selection(merged, expert_types, domain_baseline or None, notes)
     return Analysis(
         name=name,
         baseline=baseline or None,
@@ -131,8 +199,11 @@ def compute_analysis(
         cost=cost,
         cost_summary=cost_summary(cost),
         entry_gains=entry_gains(gt, baseline),
-        domain_selection=domain_selection(merged, expert_types),
-        notes=list(notes),
+        domain_selection=domain,
+        seed_agreement=agreement,
+        references=reference_methods(sorted(merged["method"].unique())),
+        domain_baseline=domain_baseline or None,
+        notes=notes,
         inputs=dict(inputs or {}),
         n_boot=int(n_boot),
         spread_points=float(spread_points),
@@ -210,21 +281,117 @@ def summary_columns(a: Analysis) -> list[tuple[str, str, int, bool]]:
     return cols
 
 
+def remedies(a: Analysis, shots: str) -> dict[str, list[str]]:
+    """method -> sorted distinct "remedy (targets)" texts of its score rows at ``shots``."""
+    if "remedy" not in a.merged.columns:
+        return {}
+    m = a.merged[(a.merged["shots"] == shots) & has_remedy(a.merged["remedy"])]
+    out: dict[str, list[str]] = {}
+    for (method, remedy), g in m.groupby(["method", "remedy"], sort=True):
+        targets = ", ".join(sorted(g["target"].unique()))
+        out.setdefault(method, []).append(f"{remedy} ({targets})")
+    return out
+
+
+def fewer_entries(a: Analysis, shots: str) -> dict[str, list[str]]:
+    """method -> cells where it was judged on fewer entries than the most complete method of the
+    cell ("target: n of N entries"), or not judged at all ("target: not judged").
+
+    Random's expectation and the seed agreement are not methods and are never listed.
+    """
+    t = a.metrics[
+        (a.metrics["shots"] == shots)
+        & (a.metrics["metric"] == "n_entries")
+        & ~a.metrics["method"].isin(NOT_RANKED)
+    ]
+    out: dict[str, list[str]] = {}
+    if t.empty:
+        return out
+    most = t.groupby("target")["value"].max()
+    methods = sorted(t["method"].unique())
+    have = t.set_index(["target", "method"])["value"]
+    for method in methods:
+        for target, n_max in most.items():
+            if (target, method) not in have.index:
+                out.setdefault(method, []).append(f"{target}: not judged")
+            elif have[(target, method)] < n_max - 1e-9:
+                n = have[(target, method)]
+                out.setdefault(method, []).append(f"{target}: {n:g} of {n_max:g} entries")
+    return out
+
+
+def excluded_from_ranking(a: Analysis, shots: str) -> set[str]:
+    """Methods never crowned "best" at ``shots``: references, and methods judged on fewer entries
+    or targets than the others."""
+    return set(a.references) | set(fewer_entries(a, shots)) | set(NOT_RANKED)
+
+
+def method_label(a: Analysis, shots: str, method: str) -> str:
+    """The method's name with its marks: remedied inputs, fewer entries, reference, ceiling."""
+    label = method
+    if method in remedies(a, shots):
+        label += f" {REMEDY_MARK}"
+    if method in fewer_entries(a, shots):
+        label += f" {FEWER_MARK}"
+    if method == SEED_AGREEMENT:
+        label += " (noise ceiling)"
+    return label
+
+
 def summary_markdown(a: Analysis, shots: str) -> str:
+    """The summary table of ``shots``: selection methods, Random's expectation and the noise
+    ceiling, then the reference methods in their own block, with the marks explained below."""
     s = a.summary[a.summary["shots"] == shots].set_index(["method", "metric"])
-    methods = figures.method_order(s.index.get_level_values("method").unique())
+    present = s.index.get_level_values("method").unique()
+    methods = [m for m in figures.method_order(present) if m != SEED_AGREEMENT]
+    if SEED_AGREEMENT in set(present):
+        methods.append(SEED_AGREEMENT)
     cols = summary_columns(a)
-    rows = []
-    for m in methods:
-        n = a.metrics[(a.metrics["shots"] == shots) & (a.metrics["method"] == m)][
-            "target"
-        ].nunique()
-        cells = [m, str(n)]
+    if SEED_AGREEMENT in methods:
+        cols.append(("top1_agreement", "top-1 agreement", 3, False))
+    at_shots = a.metrics[a.metrics["shots"] == shots]
+
+    def row(m: str) -> list[str]:
+        mm = at_shots[at_shots["method"] == m]
+        n_entries = mm[mm["metric"] == "n_entries"]["value"]
+        cells = [method_label(a, shots, m), str(mm["target"].nunique())]
+        cells.append(_num(n_entries.mean(), 1) if len(n_entries) else "n/a")
         for metric, _, digits, signed in cols:
-            row = s.loc[(m, metric)] if (m, metric) in s.index else None
-            cells.append(_with_ci(row, digits, signed))
-        rows.append(cells)
-    return markdown_table(["method", "targets", *[h for _, h, _, _ in cols]], rows)
+            r = s.loc[(m, metric)] if (m, metric) in s.index else None
+            cells.append(_with_ci(r, digits, signed))
+        return cells
+
+    header = ["method", "targets", "entries", *[h for _, h, _, _ in cols]]
+    main = [m for m in methods if m not in a.references]
+    text = markdown_table(header, [row(m) for m in main])
+    refs = [m for m in methods if m in a.references]
+    if refs:
+        text += (
+            "\n\nReference methods (static facts about each entry, not selection scores; shown "
+            "for comparison and never ranked in the findings):\n\n"
+            + markdown_table(header, [row(m) for m in refs])
+        )
+    marks = []
+    rem = remedies(a, shots)
+    if rem:
+        marks.append(
+            f"{REMEDY_MARK} scored with a remedy outside the method's well-posed regime: "
+            + "; ".join(f"{m}: {'; '.join(v)}" for m, v in sorted(rem.items()))
+        )
+    few = fewer_entries(a, shots)
+    if few:
+        marks.append(
+            f"{FEWER_MARK} judged on fewer entries or targets than the others (not ranked in the "
+            "findings): " + "; ".join(f"{m}: {', '.join(v)}" for m, v in sorted(few.items()))
+        )
+    if SEED_AGREEMENT in methods:
+        marks.append(
+            f"{SEED_AGREEMENT}: agreement between fine-tuning seeds' rankings of the entries, the "
+            "ceiling no score can beat (see Noise ceiling)"
+        )
+    if marks:
+        text += "\n\n" + "\n".join(f"- {m}" for m in marks)
+    return text
 
 
 def cost_markdown(a: Analysis, shots: str) -> str:
@@ -254,7 +421,7 @@ def _ordinal(n: int) -> str:
 
 
 def _ranked(s: pd.DataFrame, metric: str) -> pd.DataFrame:
-    t = s[(s["metric"] == metric) & (s["method"] != RANDOM_EXPECTED)].dropna(subset=["mean"])
+    t = s[(s["metric"] == metric) & ~s["method"].isin(NOT_RANKED)].dropna(subset=["mean"])
     lower = metric == "trials_to_best"
     return t.sort_values(["mean", "method"], ascending=[lower, True], ignore_index=True)
 
@@ -339,7 +506,7 @@ def _plural(n: int, word: str) -> str:
 
 def _lfc_sentence(s: pd.DataFrame, a: Analysis) -> str:
     """Where LFC (the paper's score) and its centred variant stand among the scored methods."""
-    methods = sorted(set(s["method"]) - {RANDOM_EXPECTED})
+    methods = sorted(set(s["method"]) - set(NOT_RANKED))
     present = [m for m in ("lfc", "lfc_centered") if m in methods]
     if not present:
         return "LFC was not among the scored methods"
@@ -373,7 +540,8 @@ def _cost_sentence(a: Analysis, shots: str) -> str | None:
     if not a.has_cost:
         return None
     c = a.cost_summary[
-        (a.cost_summary["shots"] == shots) & (a.cost_summary["method"] != RANDOM_EXPECTED)
+        (a.cost_summary["shots"] == shots)
+        & ~a.cost_summary["method"].isin(excluded_from_ranking(a, shots))
     ]
     k = max(a.cost_ks)
     c = c[c["k"] == k].dropna(subset=["cost_saved"])
@@ -393,12 +561,46 @@ def _cost_sentence(a: Analysis, shots: str) -> str | None:
     )
 
 
+def _exclusion_clause(a: Analysis, shots: str) -> str | None:
+    refs = sorted(a.references & set(a.summary[a.summary["shots"] == shots]["method"]))
+    parts = [f"{m} (a reference method)" for m in refs]
+    few = sorted(set(fewer_entries(a, shots)) - a.references)
+    parts += [
+        f"{m} (judged on fewer entries or targets than the others, {FEWER_MARK})" for m in few
+    ]
+    if not parts:
+        return None
+    return "not ranked above: " + ", ".join(parts)
+
+
+def _ceiling_clause(s_all: pd.DataFrame, s: pd.DataFrame) -> str | None:
+    c = s_all[s_all["method"] == SEED_AGREEMENT].set_index("metric")
+    if "spearman" not in c.index or not np.isfinite(c.loc["spearman", "mean"]):
+        return None
+    text = f"fine-tuning seeds agree with each other at Spearman {_with_ci(c.loc['spearman'], 3)}"
+    if "wtau" in c.index:
+        text += f", weighted tau {_with_ci(c.loc['wtau'], 3)}"
+    if "top1_agreement" in c.index:
+        text += (
+            f" and pick the same best entry {_percent(c.loc['top1_agreement', 'mean'])} of the time"
+        )
+    text += ": the ceiling no score can beat"
+    best = _ranked(s, "spearman")
+    if not best.empty:
+        top = best.iloc[0]
+        text += f" (best method by Spearman: {top['method']}, {_num(top['mean'], 3)})"
+    return text
+
+
 def findings(a: Analysis) -> str:
     """One paragraph of plain findings computed from the numbers (see report.md)."""
     shots_values = sorted_shots(a.summary["shots"].unique())
     sentences = []
     for shots in shots_values:
-        s = a.summary[a.summary["shots"] == shots]
+        s_all = a.summary[a.summary["shots"] == shots]
+        skipped = excluded_from_ranking(a, shots) - set(NOT_RANKED)
+        # only methods judged on every entry of every cell, and no reference, are ranked
+        s = s_all[~s_all["method"].isin(skipped)]
         judged = a.merged[["target", "shots"]].drop_duplicates()
         gt = a.gt.merge(judged, on=["target", "shots"])
         gt = gt[gt["shots"] == shots]
@@ -415,12 +617,14 @@ def findings(a: Analysis) -> str:
             _best_clause(s, "wtau", "weighted tau", 3, False),
         ]
         clauses = [c for c in clauses if c]
-        text = (
-            f"{prefix} {n_targets} judged target{'s' if n_targets != 1 else ''}, the best method "
-            + "; ".join(clauses)
-            + "."
-        )
+        judged_txt = f"{prefix} {n_targets} judged target{'s' if n_targets != 1 else ''}"
+        if clauses:
+            text = f"{judged_txt}, the best method " + "; ".join(clauses) + "."
+        else:
+            text = f"{judged_txt}, no selection method is judged on every entry: none is ranked."
         extra = [
+            _exclusion_clause(a, shots),
+            _ceiling_clause(s_all, s),
             _random_clause(s, a),
             _spread_sentence(gt, a.spread_points),
             _best_entry_sentence(gt, a.baseline),
@@ -450,7 +654,9 @@ def write_figures(a: Analysis, report_dir: Path) -> dict[str, Path]:
         out[f"gain_heatmap_{shots}"] = figures.gain_heatmap(
             a.metrics, shots, ks, report_dir / f"gain_heatmap_shots={shots}.png"
         )
-    out["method_bars"] = figures.method_bars(a.summary, report_dir / "trials_spearman_bars.png")
+    out["method_bars"] = figures.method_bars(
+        a.summary[a.summary["method"] != SEED_AGREEMENT], report_dir / "trials_spearman_bars.png"
+    )
     out["finetune_gain"] = figures.finetune_gain_heatmap(
         a.entry_gains, report_dir / "finetune_gain.png"
     )
@@ -484,6 +690,24 @@ CONVENTIONS = """\
 - **top1_rel_acc** = accuracy of the top-1 entry / best accuracy.
 - **Means over targets** with 95% percentile-bootstrap intervals over targets ({n_boot} resamples,
   seeded); an interval is omitted when there is one target.
+- **Draws**: a k-shot cell whose score tables hold several seeds is judged draw by draw: the
+  scores of draw s against fine-tuning seed s's test accuracies at each entry's ground-truth lr
+  (the best lr of the seed mean), also the baseline's; a cell's value is the mean over draws
+  (`n_draws` in metrics.csv). One draw, or no seed column: judged against the seed mean.
+- **n_entries**: entries judged in a cell (mean over draws). A method judged on fewer entries or
+  targets than the others of its cells is marked {fewer} and not ranked in the findings.
+- **Remedies**: a method scored outside its well-posed regime records a remedy per score row;
+  `remedied` in metrics.csv counts those rows, the tables mark the method {remedy}.
+- **Reference methods** (`param_count`, `source_accuracy`: static facts about an entry) are shown
+  apart and never ranked.
+- **Noise ceiling** (`seed_agreement`): the mean over fine-tuning seed pairs of Spearman, weighted
+  tau (same convention as the methods' `wtau`) and top-1 agreement (the pair's best entries
+  coincide; ties: the sets of best entries intersect) between the seeds' accuracies at the
+  ground-truth lr, over the entries with a run of every seed; intervals from a percentile
+  bootstrap over entries.
+- **Multi-domain view**: per multi-domain expert with two or more scored domains, the methods'
+  scores ranked over that expert's domains only; gains against the domain baseline entry, or the
+  mean over the expert's domains when it is not configured or not among them.
 - **Cost**: brute force = seconds of every fine-tuning run (lr grid x seeds) of every entry;
   selection = the method's seconds over all entries (its share of feature extraction included);
   cost saved = 1 - (selection + fine-tuning the top-k entries' grids) / brute force.
@@ -532,6 +756,105 @@ def write_report(
     return files
 
 
+def ceiling_markdown(a: Analysis) -> str:
+    """Per-cell table of the seed agreement (the noise ceiling) with its bootstrap intervals."""
+    t = a.seed_agreement
+    wide = t.pivot_table(
+        index=["target", "shots"], columns="metric", values="value", aggfunc="first"
+    )
+    rows = []
+    for (target, shots), r in wide.iterrows():
+        cells = [
+            target,
+            shots,
+            _num(r.get("n_seeds", np.nan), 0),
+            _num(r.get("n_entries", np.nan), 0),
+        ]
+        for metric in AGREEMENT_METRICS:
+            ci = pd.Series(
+                {
+                    "mean": r.get(metric, np.nan),
+                    "ci_low": r.get(f"{metric}_ci_low", np.nan),
+                    "ci_high": r.get(f"{metric}_ci_high", np.nan),
+                }
+            )
+            cells.append(_with_ci(ci, 3))
+        rows.append(cells)
+    order = sorted(range(len(rows)), key=lambda i: (sorted_shots([rows[i][1]]), rows[i][0]))
+    body = markdown_table(
+        ["target", "shots", "seeds", "entries", "Spearman", "weighted tau", "top-1 agreement"],
+        [rows[i] for i in order],
+    )
+    return (
+        "How well the fine-tuning seeds agree with each other on the ranking of the entries (each "
+        "seed's test accuracy at the entry's ground-truth lr; mean over seed pairs): the ceiling no "
+        "score can beat, since a score is judged against one noisy seed (per draw) or their mean. "
+        "Intervals: 95% percentile bootstrap over the entries of the cell (method "
+        f"`{SEED_AGREEMENT}` in `metrics.csv`; its mean over targets is in the summary tables).\n\n"
+        + body
+    )
+
+
+def domain_markdown(a: Analysis) -> str:
+    """Means over targets per (expert, shots, method) of the multi-domain view."""
+    d = a.domain_selection
+    rows = []
+    for (expert, shots), ge in d.groupby(["expert", "shots"], sort=True):
+        refs = sorted(ge["reference"].unique())
+        for method in figures.method_order(ge["method"].unique()):
+            g = ge[ge["method"] == method]
+            hits = int((g["picked_domain"] == g["best_domain"]).sum())
+            label = method + (" (reference)" if method in a.references else "")
+            if int(g["remedied"].sum()) > 0:
+                label += f" {REMEDY_MARK}"
+            if (g["n_scored"] < g["n_domains"]).any():
+                label += f" {FEWER_MARK}"
+            rows.append(
+                [
+                    expert,
+                    shots,
+                    label,
+                    str(g["target"].nunique()),
+                    ", ".join(refs),
+                    _num(g["top1_gain"].mean(), 2, True),
+                    _num(g["top3_gain"].mean(), 2, True),
+                    _num(g["trials_to_best"].mean(), 2),
+                    _num(g["spearman"].mean(), 3),
+                    f"{hits} of {len(g)}" if method != RANDOM_EXPECTED else "-",
+                    _num(g["gap"].mean(), 2, True),
+                ]
+            )
+    body = markdown_table(
+        [
+            "expert",
+            "shots",
+            "method",
+            "targets",
+            "reference",
+            "top-1 gain",
+            "top-3 gain",
+            "trials-to-best",
+            "Spearman",
+            "best domain picked",
+            "gap to best domain",
+        ],
+        rows,
+    )
+    baseline = (
+        f"the domain baseline `{a.domain_baseline}` where it is one of the expert's domains, "
+        "otherwise the mean accuracy over the expert's domains"
+        if a.domain_baseline
+        else "the mean accuracy over the expert's domains (no domain baseline configured)"
+    )
+    return (
+        "As in the paper's multi-domain zoo, each multi-domain expert's domains are ranked on their "
+        "own (the pooled tables above rank every entry of the zoo together). Gains are against "
+        f"{baseline}; means over targets (`domain_selection.csv` has every cell). "
+        f"{REMEDY_MARK}: scored with a remedy; {FEWER_MARK}: scored fewer of the expert's domains "
+        "than the other methods in some cell.\n\n" + body
+    )
+
+
 def _figure(figs: dict[str, Path], key: str, caption: str) -> str:
     return f"![{caption}]({figs[key].name})\n\n*{caption}*\n\n" if key in figs else ""
 
@@ -552,6 +875,11 @@ def report_markdown(
         f"- shots: {', '.join(shots_values)}",
         f"- entries ranked: {a.merged['entry'].nunique()}",
         f"- methods ({len(methods)}): {', '.join(methods)} (plus `{RANDOM_EXPECTED}`: Random's exact expectation)",
+        *(
+            [f"- reference methods (not ranked): {', '.join(sorted(a.references))}"]
+            if a.references
+            else []
+        ),
         f"- baseline: `{a.baseline}`"
         if a.baseline
         else "- baseline: none (gain metrics are replaced by accuracies)",
@@ -596,36 +924,26 @@ def report_markdown(
         )
     else:
         parts.append("## Cost\n\nNo fine-tuning or selection seconds were given: no cost table.\n")
+    if not a.seed_agreement.empty:
+        parts.append("## Noise ceiling\n\n" + ceiling_markdown(a) + "\n")
     if not a.domain_selection.empty:
-        d = a.domain_selection
-        rows = []
-        for (expert, method), g in d.groupby(["expert", "method"], sort=True):
-            hits = int((g["picked_domain"] == g["best_domain"]).sum())
-            rows.append(
-                [
-                    expert,
-                    method,
-                    f"{hits} of {len(g)}" if method != RANDOM_EXPECTED else "-",
-                    _num(g["gap"].mean(), 2, True),
-                ]
-            )
-        body = markdown_table(["expert", "method", "best domain picked", "mean gap (points)"], rows)
-        figs_md = "".join(
-            _figure(figs, f"domain_selection_{e}", f"domain picked per target for {e}")
-            for e in sorted(d["expert"].unique())
-        )
         parts.append(
-            "## Domain selection for multi-domain experts\n\nEach method's top-scored domain of the "
-            "expert vs the domain with the best fine-tuning accuracy (`domain_selection.csv`).\n\n"
-            + body
+            "## Multi-domain view: selecting a domain within each multi-domain expert\n\n"
+            + domain_markdown(a)
             + "\n\n"
-            + figs_md
+            + "".join(
+                _figure(figs, f"domain_selection_{e}", f"domain picked per target for {e}")
+                for e in sorted(a.domain_selection["expert"].unique())
+            )
         )
     for title, body in extra_sections:
         parts.append(f"## {title}\n\n{body}\n")
     if a.notes:
         parts.append("## Data notes\n\n" + "\n".join(f"- {n}" for n in a.notes) + "\n")
-    parts.append("## Conventions\n\n" + CONVENTIONS.format(n_boot=a.n_boot))
+    parts.append(
+        "## Conventions\n\n"
+        + CONVENTIONS.format(n_boot=a.n_boot, fewer=FEWER_MARK, remedy=REMEDY_MARK)
+    )
     return "\n".join(parts)
 
 

@@ -20,7 +20,7 @@ from analysis.tables import CELL, normalize_shots
 GT_REQUIRED = ("target", "entry", "acc")
 GT_OPTIONAL = ("shots", "seconds", "best_lr")
 SCORES_REQUIRED = ("target", "entry", "method", "score")
-SCORES_OPTIONAL = ("shots", "seconds")
+SCORES_OPTIONAL = ("shots", "seconds", "seed", "remedy")
 RUNS_REQUIRED = ("target", "shots", "entry", "lr", "seed", "test_acc")
 MAX_LISTED = 10
 
@@ -200,22 +200,46 @@ def check_gt(
 def check_scores(
     df: pd.DataFrame, *, strict: bool = True, source: str | Path | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Check a scores table (target, entry, method, score; optional shots, seconds)."""
+    """Check a scores table (target, entry, method, score; optional shots, seconds, seed, remedy).
+
+    With a ``seed`` column (the k-shot draw that was scored) a key is one row per
+    (target, shots, method, entry, seed) and every given seed must be an integer (a missing one:
+    a row from a table without the column); ``remedy`` is text
+    (missing = "": the inputs were in the method's well-posed regime).
+    """
     key = (
         ("target", "shots", "method", "entry")
         if "shots" in df.columns
         else ("target", "method", "entry")
     )
-    return check_table(
+    has_seed = "seed" in df.columns and df["seed"].notna().any()
+    if has_seed:
+        key = (*key, "seed")
+    out, notes = check_table(
         df,
         what="scores",
         required=SCORES_REQUIRED,
         optional=SCORES_OPTIONAL,
-        numeric=("score", "seconds"),
+        numeric=("score", "seconds", "seed") if has_seed else ("score", "seconds"),
         key=key,
         strict=strict,
         source=source,
     )
+    if has_seed:
+        seeds = out["seed"]
+        # a missing seed is a row from a table written without the column (judged against the
+        # seed mean); a fractional one is a mix-up
+        bad = out.index[seeds.notna() & (seeds != seeds.round())]
+        if len(bad):
+            label = "scores table" + (f" {source}" if source else "")
+            raise InputTableError(
+                f"{label} has seeds that are not integers in column 'seed' at rows {_rows(bad)}; "
+                "valid: the integer seed of the k-shot draw that was scored (or no seed column)"
+            )
+        out["seed"] = seeds.astype("Int64")
+    if "remedy" in out.columns:
+        out["remedy"] = out["remedy"].map(lambda v: "" if pd.isna(v) else str(v).strip())
+    return out, notes
 
 
 def check_runs(df: pd.DataFrame, source: str | Path | None = None) -> pd.DataFrame:

@@ -129,7 +129,7 @@ def test_results_brought_by_a_user_end_to_end(tmp_path, capsys):
     for p in pngs:
         assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 2000
         assert f"]({p.name})" in report
-    assert "| lfc | 2 | +4.00" in (out / "summary.md").read_text()
+    assert "| lfc | 2 | 4.0 | +4.00" in (out / "summary.md").read_text()
     assert not list(out.glob(".*tmp-*"))  # atomic writes left no temporary file
 
 
@@ -336,7 +336,7 @@ def test_benchmark_outputs_end_to_end(tmp_path, monkeypatch):
     report = (rep / "report.md").read_text()
     for text in (
         "## Cost (totals over targets)",
-        "## Domain selection for multi-domain experts",
+        "## Multi-domain view: selecting a domain within each multi-domain expert",
         "## Source accuracy of the zoo",
         "| letters | 91.0 |",
         "## Data notes",
