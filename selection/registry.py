@@ -17,7 +17,15 @@ import numpy as np
 from selection.checks import check_inputs
 
 #: Inputs a method can declare. ``source_profile`` is a tuple (class-mean features (Cs, D), counts (Cs,)).
-INPUTS = ("features", "probs", "labels", "grads", "source_profile", "probe_features")
+INPUTS = (
+    "features",
+    "probs",
+    "labels",
+    "grads",
+    "source_profile",
+    "probe_features",
+    "entry_info",
+)
 
 
 @dataclass(frozen=True)
@@ -107,3 +115,13 @@ def score(name: str, **inputs: Any) -> float:
     if not np.isfinite(value):
         raise FloatingPointError(f"method {name!r} returned a non-finite score {value}")
     return value
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    value: float
+    remedy: str = ""
+
+
+def score_detail(name: str, **inputs: Any) -> ScoreResult:
+    return ScoreResult(score(name, **inputs))
