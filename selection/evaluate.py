@@ -62,6 +62,7 @@ from selection.extract import (
     Extraction,
     Extractor,
     ExtractSettings,
+    SourceProfile,
     _entry_fingerprint,
     format_shots,
     load_source_profile,
@@ -441,7 +442,7 @@ def score_cell(
                 "probe_features": probe.features if probe is not None else None,
                 "entry_info": info,
             }
-            in_ref = not isinstance(ref_profile, str | type(None))
+            in_ref = isinstance(ref_profile, SourceProfile)
             ref: dict[str, Any] = {
                 **own,
                 "features": ref_x.features if ref_x is not None else None,
