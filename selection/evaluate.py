@@ -4,9 +4,13 @@ For each (target, shots) cell and each method, the scores of every entry of the 
 
     <selection_dir>/<target>/shots=<k>/<method>.parquet
 
-with columns (:data:`SCORE_COLUMNS`):
+with one row per (entry, draw) and columns (:data:`SCORE_COLUMNS`):
 
 - ``entry``: the zoo entry (``<expert>`` or ``<expert>@<domain>``);
+- ``seed``: the draw scored. A k-shot cell scores every fine-tuning seed's draw (``sweep.seeds``,
+  or the one ``seed=S``): the selection samples of seed s are the training images of the
+  fine-tuning runs of seed s (``selection.extract.finetune_subset``), capped to
+  ``selection.per_class`` per class. ``shots=full`` has one draw, seed = ``selection.seed``;
 - ``score``: the method's score (higher = better predicted fine-tuning accuracy);
 - ``extract_seconds``: wall seconds of the extraction that the method's inputs need, as if the method
   ran alone (the features pass for features/probabilities, the LGC pass for gradients, and an equal
@@ -17,18 +21,33 @@ with columns (:data:`SCORE_COLUMNS`):
 - ``n``: the number of samples the score used; ``cap``: the sample cap of a quadratic method
   (``selection.sample_cap``; null for the others). Quadratic methods (``Method.quadratic``: PARC, RSA,
   kNN) score a class-stratified, seeded subset (``selection.checks.stratified_cap``) of at most
-  ``cap`` samples.
+  ``cap`` samples;
+- ``remedy``: what the method did outside its well-posed regime ("" when nothing;
+  ``selection.registry.score_detail``);
+- ``key``: the table's identity (:func:`table_key`): a hash of the method and its parameters, the
+  extraction settings its inputs depend on, every entry's card fingerprint (which holds the weights'
+  sha256), the target, shots and draw seeds, and for ``domain_similarity`` the reference entry.
 
-Rerunning skips a (cell, method) whose table exists and lists every entry of the zoo: delete the table
-(or the cell folder) to recompute it, e.g. after retraining an expert. Extraction is cached separately
-(:mod:`selection.extract`), so recomputing scores is cheap.
+Rerunning reuses a (cell, method) table only when its ``key`` equals the current one and it has a row
+for every (entry, seed); otherwise the table is recomputed and replaced atomically (so changing a
+method parameter, an LGC or extraction setting, retraining an expert or adding one recomputes it).
+Extraction is cached separately (:mod:`selection.extract`), so recomputing scores is cheap.
+
+Domain Similarity (``domain_similarity``) measures every entry in ONE reference feature space: the
+target features of ``selection.reference_entry`` (default: the benchmark's baseline) and the
+reference-space profile of each entry's source datasets (``Extractor.source_profile``).
+Reference methods get ``entry_info`` (``n_params`` of the loaded model, ``source_accuracy`` of the
+entry's domain from the card, NaN when unknown).
 
 When the ground truth ``<out_dir>/finetune_gt.parquet`` has rows for the cell, the top-k gain (against
-``analysis.baseline``), trials-to-best and Spearman's rho of each ranking are printed.
+``analysis.baseline``), trials-to-best and Spearman's rho of each ranking are printed: each draw is
+judged against the ground truth, and the metrics printed are the mean over draws.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,16 +58,32 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from selection.extract import (
+    CODE_VERSION,
     Extraction,
     Extractor,
     ExtractSettings,
+    SourceProfile,
+    _entry_fingerprint,
     format_shots,
     load_source_profile,
+    resolve_precision,
+    source_datasets,
 )
-from selection.registry import Method, available, get_method, score
+from selection.registry import Method, available, get_method, score_detail
 from zoo.io import atomic_write, is_temporary
 
-SCORE_COLUMNS = ["entry", "score", "seconds", "extract_seconds", "score_seconds", "n", "cap"]
+SCORE_COLUMNS = [
+    "entry",
+    "seed",
+    "score",
+    "seconds",
+    "extract_seconds",
+    "score_seconds",
+    "n",
+    "cap",
+    "remedy",
+    "key",
+]
 METHOD_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "method"
 # keys of a method YAML that are not parameters of the score
 _NOT_PARAMS = {"name", "_target_", "_partial_"}
@@ -160,13 +195,98 @@ def zoo_entries(cfg: DictConfig, zoo_dir: Path) -> list[str]:
     return entries
 
 
+def is_reference_space(method: Method) -> bool:
+    """True for a method measured in the reference entry's feature space (``domain_similarity``)."""
+    return bool(getattr(method.fn, "reference_space", False))
+
+
+def draw_seeds(cfg: DictConfig, shots: str) -> list[int]:
+    """The draws scored in a cell: ``shots=full``: ``[selection.seed]``; k shots: ``[seed]`` when the
+    config sets ``seed``, else every fine-tuning seed (``sweep.seeds``; ``[0]`` when not listed)."""
+    if shots == "full":
+        return [int(cfg.selection.get("seed", 0) or 0)]
+    if cfg.get("seed") is not None:
+        return [int(cfg.seed)]
+    sweep = cfg.get("sweep") or {}
+    seeds = _plain(sweep.get("seeds")) if sweep else None
+    seeds = seeds if isinstance(seeds, list) else [seeds] if seeds is not None else [0]
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    if bad or not seeds:
+        raise ValueError(f"sweep.seeds must list non-negative integers; got {seeds!r}")
+    return sorted({int(s) for s in seeds})
+
+
+def table_key(
+    run: MethodRun,
+    settings: ExtractSettings,
+    target: str,
+    shots: str,
+    seeds: list[int],
+    fingerprints: dict[str, str],
+    *,
+    sample_cap: int | None,
+    reference: str | None = None,
+    device: Any = None,
+) -> str:
+    """The identity hash (16 hex digits) of a score table: everything its scores depend on.
+
+    Method name and its full parameters (defaults + overrides), target, shots, draw seeds, the card
+    fingerprint of every entry (``fingerprints``: entry -> fingerprint; it covers the weights'
+    sha256), the sample selection (per_class, selection seed, val_fraction) and, by what the method
+    needs: the LGC sketch (heads, dim), RSA's probe settings, the sample cap of quadratic methods,
+    and the reference entry (+ fingerprint, source_per_class) of reference-space methods.
+    """
+    method = run.method
+    needs = set(method.needs)
+    ident: dict[str, Any] = {
+        "version": CODE_VERSION,
+        "method": run.name,
+        "params": {**method.defaults, **run.params},
+        "target": target,
+        "shots": format_shots(shots),
+        "seeds": sorted(int(s) for s in seeds),
+        "entries": dict(sorted(fingerprints.items())),
+        "per_class": settings.per_class,
+        "selection_seed": settings.selection_seed,
+        "val_fraction": settings.val_fraction,
+    }
+    if "grads" in needs:
+        ident["lgc"] = {"heads": settings.heads, "dim": settings.dim}
+    if "probe_features" in needs:
+        ident["probe"] = {
+            "arch": settings.probe_arch,
+            "steps": settings.probe_steps,
+            "lr": settings.probe_lr,
+            "batch_size": settings.probe_batch_size,
+            "weight_decay": settings.probe_weight_decay,
+            "precision": resolve_precision(settings.probe_precision, device)
+            if device is not None
+            else settings.probe_precision,
+        }
+    if method.quadratic:
+        ident["sample_cap"] = sample_cap
+    if is_reference_space(method):
+        if reference is None:
+            raise ValueError(f"method {run.name!r} needs a reference entry")
+        ident["reference"] = {
+            "entry": reference,
+            "card": _entry_fingerprint(reference, settings.zoo_dir),
+            "source_per_class": settings.source_per_class,
+        }
+    text = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def score_table_path(selection_dir: Path, target: str, shots: int | str, method: str) -> Path:
     """``<selection_dir>/<target>/shots=<k>/<method>.parquet``."""
     return Path(selection_dir) / target / f"shots={format_shots(shots)}" / f"{method}.parquet"
 
 
-def _complete_table(path: Path, entries: list[str]) -> pd.DataFrame | None:
-    """The table at ``path`` when it exists, is readable and lists every entry; else None."""
+def _complete_table(
+    path: Path, key: str, entries: list[str], seeds: list[int]
+) -> pd.DataFrame | None:
+    """The table at ``path`` when it is readable, its ``key`` equals ``key`` and it has a row for
+    every (entry, seed); else None (it is then recomputed)."""
     if not path.is_file() or is_temporary(path):
         return None
     try:
@@ -174,7 +294,13 @@ def _complete_table(path: Path, entries: list[str]) -> pd.DataFrame | None:
     except (OSError, ValueError) as e:
         print(f"  note: {path} is unreadable ({e}); recomputing")
         return None
-    if "entry" not in table.columns or not set(entries) <= set(table["entry"].astype(str)):
+    if not {"entry", "seed", "key"} <= set(table.columns) or len(table) == 0:
+        return None
+    if not (table["key"].astype(str) == key).all():
+        print(f"  note: {path} was computed with other settings; recomputing")
+        return None
+    have = set(zip(table["entry"].astype(str), table["seed"].astype(int)))
+    if not {(e, s) for e in entries for s in seeds} <= have:
         return None
     return table
 
@@ -184,12 +310,15 @@ def write_score_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=SCORE_COLUMNS).astype(
         {
             "entry": "string",
+            "seed": "int64",
             "score": "float64",
             "seconds": "float64",
             "extract_seconds": "float64",
             "score_seconds": "float64",
             "n": "int64",
             "cap": "Int64",
+            "remedy": "string",
+            "key": "string",
         }
     )
     atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
@@ -230,93 +359,161 @@ def score_cell(
     extractor: Extractor,
     target: str,
     shots: str,
-    seed: int,
+    seeds: list[int] | int,
     entries: list[str],
     methods: list[MethodRun],
     *,
     sample_cap: int | None,
     cap_seed: int,
+    reference: str | None = None,
+    keys: dict[str, str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Rows of the score table of each method on one (target, shots) cell; one extraction per entry."""
+    """Rows of the score table of each method on one (target, shots) cell, one per (entry, seed);
+    one extraction per (entry, seed). ``keys``: method -> table key stored in each row."""
+    seeds = [int(seeds)] if isinstance(seeds, int | np.integer) else [int(s) for s in seeds]
+    keys = keys or {}
+    ref_methods = [m for m in methods if is_reference_space(m.method)]
+    if ref_methods and reference is None:
+        raise ValueError(
+            f"{', '.join(m.name for m in ref_methods)} measure every entry with one reference "
+            "extractor: set selection.reference_entry (or analysis.baseline) to a zoo entry"
+        )
+    own_needs = set().union(*(m.method.needs for m in methods if m not in ref_methods))
     needs = set().union(*(m.method.needs for m in methods))
-    probe, probe_share = None, 0.0
-    if "probe_features" in needs:
-        probe = extractor.probe(target, shots, seed)
-        probe_share = probe.seconds / len(entries)
-        print(
-            f"[{target} shots={shots}] probe features {probe.features.shape}"
-            f" ({probe.seconds:.1f}s{', cached' if probe.cached else ''})"
-        )
     rows: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
-    for i, entry in enumerate(entries, 1):
-        want_features, want_lgc = bool(_FEATURE_INPUTS & needs), "grads" in needs
-        if want_features or want_lgc:
-            x = extractor.extract(entry, target, shots, seed, features=want_features, lgc=want_lgc)
-            labels = x.labels
-        else:  # e.g. a method that needs only labels: no model pass at all
-            _, _, labels = extractor.samples(target, shots, seed)
-            x = None
-        profile, profile_note = None, ""
-        if "source_profile" in needs:
-            try:
-                profile = load_source_profile(entry, extractor.settings.zoo_dir)
-            except (FileNotFoundError, ValueError, KeyError) as e:
-                profile_note = str(e)
-        inputs: dict[str, Any] = {
-            "labels": labels,
-            "features": x.features if x is not None else None,
-            "probs": x.probs if x is not None else None,
-            "grads": x.grads if x is not None else None,
-            "source_profile": profile,
-            "probe_features": probe.features if probe is not None else None,
-        }
-        if probe is not None and x is not None and not np.array_equal(probe.indices, x.indices):
-            raise RuntimeError(
-                f"the probe and {entry} were extracted on different samples of {target}"
+    ref_profiles: dict[str, Any] = {}  # entry -> SourceProfile or the reason it has none
+    tag = f"[{target} shots={shots}]"
+    for seed in seeds:
+        probe, probe_share = None, 0.0
+        if "probe_features" in needs:
+            probe = extractor.probe(target, shots, seed)
+            probe_share = probe.seconds / len(entries)
+            print(
+                f"{tag} seed={seed} probe features {probe.features.shape}"
+                f" ({probe.seconds:.1f}s{', cached' if probe.cached else ''})"
             )
-        done, notes = [], []
-        for m in methods:
-            missing = [n for n in m.method.needs if inputs.get(n) is None]
-            if missing:
-                why = f" ({profile_note})" if "source_profile" in missing and profile_note else ""
-                notes.append(f"{m.name} skipped: no {', '.join(missing)}{why}")
-                continue
-            cap = int(sample_cap) if m.method.quadratic and sample_cap else None
-            start = time.perf_counter()
-            try:
-                use, n_used = _capped({n: inputs[n] for n in m.method.needs}, labels, cap, cap_seed)
-                value = score(m.name, **use, **m.params)
-            except (ValueError, FloatingPointError) as e:
-                notes.append(f"{m.name} failed: {e}")
-                continue
-            score_seconds = time.perf_counter() - start
-            extract_seconds = _extract_seconds(m.method.needs, x, probe_share)
-            rows[m.name].append(
-                {
-                    "entry": entry,
-                    "score": value,
-                    "seconds": extract_seconds + score_seconds,
-                    "extract_seconds": extract_seconds,
-                    "score_seconds": score_seconds,
-                    "n": n_used,
-                    "cap": cap,
-                }
+        ref_x, ref_share = None, 0.0
+        if ref_methods:
+            # a reference that is also scored gets its sketch in the same pass (one pass, not two)
+            ref_lgc = "grads" in own_needs and reference in entries
+            ref_x = extractor.extract(reference, target, shots, seed, features=True, lgc=ref_lgc)
+            ref_share = ref_x.seconds["features"] / len(entries)
+        for i, entry in enumerate(entries, 1):
+            want_features, want_lgc = bool(_FEATURE_INPUTS & own_needs), "grads" in own_needs
+            if want_features or want_lgc:
+                x = extractor.extract(
+                    entry, target, shots, seed, features=want_features, lgc=want_lgc
+                )
+                labels = x.labels
+            else:  # e.g. a method that needs only labels: no model pass of this entry
+                x = None
+                labels = (
+                    ref_x.labels if ref_x is not None else extractor.samples(target, shots, seed)[2]
+                )
+            for other, what in ((probe, "the probe"), (ref_x, f"the reference {reference}")):
+                if (
+                    other is not None
+                    and x is not None
+                    and not np.array_equal(other.indices, x.indices)
+                ):
+                    raise RuntimeError(
+                        f"{what} and {entry} were extracted on different samples of {target}"
+                    )
+            profile, profile_note = None, ""
+            if "source_profile" in own_needs:
+                try:
+                    profile = load_source_profile(entry, extractor.settings.zoo_dir)
+                except (FileNotFoundError, ValueError, KeyError) as e:
+                    profile_note = str(e)
+            if ref_methods and entry not in ref_profiles:
+                try:
+                    datasets = source_datasets(entry, extractor.settings.zoo_dir)
+                    ref_profiles[entry] = extractor.source_profile(reference, datasets)
+                except (FileNotFoundError, ValueError, KeyError) as e:
+                    ref_profiles[entry] = f"no reference-space source profile ({e})"
+            ref_profile = ref_profiles.get(entry)
+            info = extractor.entry_info(entry) if "entry_info" in needs else None
+            own: dict[str, Any] = {
+                "labels": labels,
+                "features": x.features if x is not None else None,
+                "probs": x.probs if x is not None else None,
+                "grads": x.grads if x is not None else None,
+                "source_profile": profile,
+                "probe_features": probe.features if probe is not None else None,
+                "entry_info": info,
+            }
+            in_ref = isinstance(ref_profile, SourceProfile)
+            ref: dict[str, Any] = {
+                **own,
+                "features": ref_x.features if ref_x is not None else None,
+                "probs": None,
+                "grads": None,
+                "source_profile": (ref_profile.means, ref_profile.counts) if in_ref else None,
+            }
+            done, notes = [], []
+            for m in methods:
+                is_ref = m in ref_methods
+                inputs = ref if is_ref else own
+                missing = [n for n in m.method.needs if inputs.get(n) is None]
+                if missing:
+                    why = ""
+                    if "source_profile" in missing:
+                        why = (
+                            f" ({ref_profile})"
+                            if is_ref
+                            else f" ({profile_note})"
+                            if profile_note
+                            else ""
+                        )
+                    notes.append(f"{m.name} skipped: no {', '.join(missing)}{why}")
+                    continue
+                cap = int(sample_cap) if m.method.quadratic and sample_cap else None
+                start = time.perf_counter()
+                try:
+                    use, n_used = _capped(
+                        {n: inputs[n] for n in m.method.needs}, labels, cap, cap_seed
+                    )
+                    result = score_detail(m.name, **use, **m.params)
+                except (ValueError, FloatingPointError) as e:
+                    notes.append(f"{m.name} failed: {e}")
+                    continue
+                score_seconds = time.perf_counter() - start
+                if is_ref:
+                    # the reference's target pass is shared by every entry; the source profile is
+                    # this entry's own (entries with the same source data share its cache)
+                    extract_seconds = ref_share + ref_profile.seconds
+                else:
+                    extract_seconds = _extract_seconds(m.method.needs, x, probe_share)
+                rows[m.name].append(
+                    {
+                        "entry": entry,
+                        "seed": seed,
+                        "score": result.value,
+                        "seconds": extract_seconds + score_seconds,
+                        "extract_seconds": extract_seconds,
+                        "score_seconds": score_seconds,
+                        "n": n_used,
+                        "cap": cap,
+                        "remedy": result.remedy,
+                        "key": keys.get(m.name, ""),
+                    }
+                )
+                done.append((m.name, result.value, score_seconds))
+            if x is not None:
+                cost = ", ".join(
+                    f"{k} {v:.1f}s{' cached' if x.cached.get(k) else ''}"
+                    for k, v in x.seconds.items()
+                )
+            else:
+                cost = "no extraction"
+            shown = (
+                " | ".join(f"{n}={v:.4g}" for n, v, _ in done)
+                if len(done) <= 4
+                else f"{len(done)} scores in {sum(s for *_, s in done):.2f}s"
             )
-            done.append((m.name, value, score_seconds))
-        if x is not None:
-            cost = ", ".join(
-                f"{k} {v:.1f}s{' cached' if x.cached.get(k) else ''}" for k, v in x.seconds.items()
-            )
-        else:
-            cost = "no extraction"
-        shown = (
-            " | ".join(f"{n}={v:.4g}" for n, v, _ in done)
-            if len(done) <= 4
-            else f"{len(done)} scores in {sum(s for *_, s in done):.2f}s"
-        )
-        print(f"[{target} shots={shots}] ({i}/{len(entries)}) {entry}: {cost} | {shown}")
-        for note in notes:
-            print(f"  note: {entry}: {note}")
+            print(f"{tag} ({i}/{len(entries)}) {entry} seed={seed}: {cost} | {shown}")
+            for note in notes:
+                print(f"  note: {entry}: {note}")
     return rows
 
 
@@ -332,6 +529,14 @@ def _ground_truth(out_dir: Path, target: str, shots: str) -> pd.DataFrame | None
     return cell[["entry", "acc"]].astype({"entry": str}) if len(cell) else None
 
 
+def _draws(table: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
+    """(seed, rows of that draw) of a score table; a table without ``seed`` is one draw (seed 0)."""
+    table = table.assign(entry=table["entry"].astype(str))
+    if "seed" not in table.columns:
+        return [(0, table)]
+    return [(int(s), part) for s, part in table.groupby("seed", sort=True)]
+
+
 def report_cell(
     tables: dict[str, pd.DataFrame],
     target: str,
@@ -339,8 +544,14 @@ def report_cell(
     gt: pd.DataFrame | None,
     baseline: str | None,
     topk: int,
+    entries: list[str] | None = None,
 ) -> None:
-    """Print each method's ranking and, with ground truth, its top-k gain, trials-to-best, Spearman."""
+    """Print each method's ranking and, with ground truth, its top-k gain, trials-to-best, Spearman.
+
+    With several draws the ranking shown is by the mean score over draws, and each metric is
+    computed per draw (against the ground truth, the seed mean) and averaged over draws. A method
+    that scored fewer than ``entries`` gets a note: its metrics are over fewer entries.
+    """
     metrics = None
     if gt is not None:
         try:
@@ -349,36 +560,78 @@ def report_cell(
             print(f"  note: analysis.metrics is not available ({e}); no ranking metrics")
     single = len(tables) == 1
     for name, table in tables.items():
-        ranked = table.assign(entry=table["entry"].astype(str)).sort_values(
-            ["score", "entry"], ascending=[False, True]
+        draws = _draws(table)
+        mean = (
+            table.assign(entry=table["entry"].astype(str))
+            .groupby("entry", as_index=False)[["score", "seconds"]]
+            .mean()
+            .sort_values(["score", "entry"], ascending=[False, True])
         )
+        over = f" (mean over {len(draws)} draws)" if len(draws) > 1 else ""
+        if entries is not None:
+            lost = [e for e in entries if e not in set(mean["entry"])]
+            if lost:
+                print(
+                    f"  note: {name} scored {len(mean)} of {len(entries)} entries (not {lost});"
+                    " its metrics are over fewer entries"
+                )
         if single:
-            print(f"\nranking of {name} on {target} shots={shots}:")
-            for pos, row in enumerate(ranked.itertuples(), 1):
+            print(f"\nranking of {name} on {target} shots={shots}{over}:")
+            for pos, row in enumerate(mean.itertuples(), 1):
                 print(f"  {pos:3d}. {row.entry:40s} {row.score: .6g}  ({row.seconds:.2f}s)")
             line = ""
         else:
-            line = f"  {name:24s} top: {' > '.join(ranked['entry'].head(3))}"
+            line = f"  {name:24s} top: {' > '.join(mean['entry'].head(3))}"
         if metrics is not None and gt is not None:
-            merged = ranked.merge(gt, on="entry", how="inner")
-            if len(merged) < len(ranked):
-                lost = sorted(set(ranked["entry"]) - set(merged["entry"]))
-                print(f"  note: no ground truth for {lost}; metrics over {len(merged)} entries")
-            if len(merged):
+            gains, trials, rhos, sizes, k = [], [], [], [], None
+            base = gt.loc[gt["entry"] == baseline, "acc"] if baseline else pd.Series(dtype=float)
+            for _, part in draws:
+                merged = part.merge(gt, on="entry", how="inner")
+                if len(merged) < len(part):
+                    lost = sorted(set(part["entry"]) - set(merged["entry"]))
+                    print(f"  note: no ground truth for {lost}; metrics over {len(merged)} entries")
+                if not len(merged):
+                    continue
                 s, a = merged["score"].to_numpy(float), merged["acc"].to_numpy(float)
-                base = (
-                    gt.loc[gt["entry"] == baseline, "acc"] if baseline else pd.Series(dtype=float)
-                )
-                parts = []
                 if len(base):
                     k = min(topk, len(merged))
-                    gain = metrics.topk_gain(s, a, float(base.iloc[0]), k)
-                    parts.append(f"top-{k} gain {gain:+.2f} vs {baseline}")
-                parts.append(f"trials-to-best {metrics.trials_to_best(s, a)}/{len(merged)}")
-                parts.append(f"spearman {metrics.spearman(s, a):+.3f}")
+                    gains.append(metrics.topk_gain(s, a, float(base.iloc[0]), k))
+                trials.append(metrics.trials_to_best(s, a))
+                rhos.append(metrics.spearman(s, a))
+                sizes.append(len(merged))
+            if trials:
+                parts = []
+                if gains:
+                    parts.append(f"top-{k} gain {np.mean(gains):+.2f} vs {baseline}")
+                t = f"{trials[0]}" if len(trials) == 1 else f"{np.mean(trials):.2f}"
+                parts.append(f"trials-to-best {t}/{max(sizes)}")
+                parts.append(f"spearman {np.mean(rhos):+.3f}")
+                if len(trials) > 1:
+                    parts.append(f"mean over {len(trials)} draws")
                 line += ("  | " if line else "  ") + ", ".join(parts)
         if line:
             print(line)
+
+
+def reference_entry(cfg: DictConfig, zoo_dir: Path) -> str | None:
+    """``selection.reference_entry`` (default ``analysis.baseline``), checked against the store;
+    None when neither is set."""
+    from zoo.store import list_entries
+
+    sel = cfg.get("selection") or {}
+    analysis = cfg.get("analysis") or {}
+    ref = (sel.get("reference_entry") if sel else None) or (
+        analysis.get("baseline") if analysis else None
+    )
+    if ref is None:
+        return None
+    known = list_entries(zoo_dir)
+    if str(ref) not in known:
+        raise ValueError(
+            f"selection.reference_entry {ref!r} (Domain Similarity's reference extractor) is not "
+            f"an entry of the zoo at {zoo_dir}; known: {', '.join(known)}"
+        )
+    return str(ref)
 
 
 def evaluate_selection_main(cfg: DictConfig) -> dict[tuple[str, str, str], pd.DataFrame]:
@@ -388,30 +641,56 @@ def evaluate_selection_main(cfg: DictConfig) -> dict[tuple[str, str, str], pd.Da
     selection_dir = Path(cfg.paths.selection_dir).resolve()
     methods = resolve_methods(cfg.method)
     targets, shots_list = _targets(cfg), _shots(cfg)
-    seed = int(cfg.get("seed") or 0)
     sel = cfg.selection
-    sample_cap = sel.get("sample_cap")
+    sample_cap = int(sel.get("sample_cap")) if sel.get("sample_cap") else None
     analysis = cfg.get("analysis") or {}
     baseline = analysis.get("baseline") if analysis else None
     topk = int(analysis.get("topk", 3)) if analysis else 3
     entries = zoo_entries(cfg, settings.zoo_dir)
+    reference = None
+    if any(is_reference_space(m.method) for m in methods):
+        reference = reference_entry(cfg, settings.zoo_dir)
+        if reference is None:
+            raise ValueError(
+                "domain_similarity measures every entry with one reference extractor: set "
+                "selection.reference_entry (or analysis.baseline) to a zoo entry"
+            )
+    fingerprints = {e: _entry_fingerprint(e, settings.zoo_dir) for e in entries}
     extractor = Extractor(settings)
     print(
         f"evaluate_selection: {len(methods)} method(s) x {len(entries)} entries x targets {targets}"
         f" x shots {shots_list} on {extractor.device}"
+        + (f"; domain similarity reference: {reference}" if reference else "")
     )
     results: dict[tuple[str, str, str], pd.DataFrame] = {}
     for target in targets:
         for shots in shots_list:
+            seeds = draw_seeds(cfg, shots)
+            keys = {
+                m.name: table_key(
+                    m,
+                    settings,
+                    target,
+                    shots,
+                    seeds,
+                    fingerprints,
+                    sample_cap=sample_cap,
+                    reference=reference,
+                    device=extractor.device,
+                )
+                for m in methods
+            }
             tables: dict[str, pd.DataFrame] = {}
             todo = []
             for m in methods:
                 path = score_table_path(selection_dir, target, shots, m.name)
-                done = _complete_table(path, entries)
+                done = _complete_table(path, keys[m.name], entries, seeds)
                 if done is None:
                     todo.append(m)
                 else:
-                    tables[m.name] = done[done["entry"].astype(str).isin(entries)]
+                    tables[m.name] = done[
+                        done["entry"].astype(str).isin(entries) & done["seed"].isin(seeds)
+                    ]
             if len(tables):
                 print(f"[{target} shots={shots}] already scored, skipped: {', '.join(tables)}")
             if todo:
@@ -419,24 +698,34 @@ def evaluate_selection_main(cfg: DictConfig) -> dict[tuple[str, str, str], pd.Da
                     extractor,
                     target,
                     shots,
-                    seed,
+                    seeds,
                     entries,
                     todo,
-                    sample_cap=int(sample_cap) if sample_cap else None,
+                    sample_cap=sample_cap,
                     cap_seed=int(settings.selection_seed),
+                    reference=reference,
+                    keys=keys,
                 )
                 for m in todo:
+                    path = score_table_path(selection_dir, target, shots, m.name)
                     if not rows[m.name]:
                         print(
                             f"  note: {m.name} scored no entry of {target} shots={shots}; no table"
                         )
+                        # a table of other settings would be read as this one's
+                        path.unlink(missing_ok=True)
                         continue
-                    path = score_table_path(selection_dir, target, shots, m.name)
                     tables[m.name] = write_score_table(path, rows[m.name])
             ordered = {m.name: tables[m.name] for m in methods if m.name in tables}
             for name, table in ordered.items():
                 results[(target, shots, name)] = table
             report_cell(
-                ordered, target, shots, _ground_truth(out_dir, target, shots), baseline, topk
+                ordered,
+                target,
+                shots,
+                _ground_truth(out_dir, target, shots),
+                baseline,
+                topk,
+                entries,
             )
     return results

@@ -9,7 +9,14 @@ the target's training split, then at most ``per_class`` images per class; never 
 - ``lgc``: the LGC gradient sketch (N, heads * dim) (:mod:`selection.sketch`);
 - ``probe``: RSA's probe features: a small network (``probe_arch``) trained briefly on the selection
   samples, seeded, then its penultimate features of the same samples. One probe per (target, shots,
-  seed), shared by every entry.
+  seed), shared by every entry;
+- ``source``: a source dataset's profile in a *reference* entry's feature space (Domain Similarity):
+  class-mean features (Cs, D) of at most ``source_per_class`` training images per class (seeded by
+  the selection seed) and the class sizes (Cs,) of the whole training split.
+
+The shots subset of seed ``s`` is the training subset of the fine-tuning runs of seed ``s``
+(``zoo.samplers.shot_indices``, then, when ``val_fraction`` is set, the training part of
+``finetune.run.stratified_holdout``), so every fine-tuning seed's draw can be scored on its own.
 
 Features and sketches come from one pass over the images when both are missing (the sketch's
 forward pass yields the features); features alone run under ``torch.inference_mode``.
@@ -19,6 +26,7 @@ Cache layout (under ``cache_dir``)::
     <entry>/<target>/shots=<k>/seed=<s>/features.npz   features, probs, labels, indices
     <entry>/<target>/shots=<k>/seed=<s>/lgc.npz        grads, labels, indices
     _probe/<target>/shots=<k>/seed=<s>/probe.npz       features, labels, indices
+    <reference>/_source/<dataset>/source.npz           means, counts
 
 Each file also holds ``_meta``: a JSON string with the cache ``key`` (code version :data:`CODE_VERSION`,
 kind, entry, a fingerprint of the expert's card, target, shots, seed, per_class, selection seed and,
@@ -59,6 +67,7 @@ _ARRAYS = {
     "features": ("features", "probs", "labels", "indices"),
     "lgc": ("grads", "labels", "indices"),
     "probe": ("features", "labels", "indices"),
+    "source": ("means", "counts"),
 }
 
 
@@ -88,6 +97,12 @@ def cache_path(
         / f"seed={int(seed)}"
         / f"{kind}.npz"
     )
+
+
+def source_cache_path(cache_dir: str | os.PathLike, reference: str, dataset: str) -> Path:
+    """``<cache_dir>/<reference>/_source/<dataset>/source.npz``: a source profile in the reference
+    entry's feature space."""
+    return Path(cache_dir) / reference / "_source" / dataset / "source.npz"
 
 
 def read_cache(
@@ -158,9 +173,26 @@ class ExtractSettings:
     # training precision of the probe (features are always read in fp32): "auto" = bf16 autocast
     # where it pays off (a GPU, a CPU with native bf16), else fp32; see zoo.devices.resolve_precision
     probe_precision: str = "auto"
+    # the fine-tuning runs' validation hold-out (finetune.val_fraction): its images are not trained
+    # on, so they are not part of the draw that is scored either
+    val_fraction: float | None = None
+    # images per source class for the reference-space source profiles of Domain Similarity
+    source_per_class: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("per_class", "batch_size", "heads", "dim", "probe_steps", "probe_batch_size"):
+        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(
+                f"val_fraction must be null or a fraction in (0, 1); got {self.val_fraction!r}"
+            )
+        for name in (
+            "per_class",
+            "batch_size",
+            "heads",
+            "dim",
+            "probe_steps",
+            "probe_batch_size",
+            "source_per_class",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(
@@ -175,6 +207,8 @@ class ExtractSettings:
         lgc = sel.get("lgc") or {}
         probe = sel.get("probe") or {}
         trainer = cfg.get("trainer") or {}
+        finetune = cfg.get("finetune") or {}
+        val_fraction = finetune.get("val_fraction") if finetune else None
         defaults = cls(Path("."), Path("."), Path("."))
         return cls(
             zoo_dir=Path(cfg.paths.zoo_dir).resolve(),
@@ -194,6 +228,8 @@ class ExtractSettings:
             probe_batch_size=int(probe.get("batch_size", defaults.probe_batch_size)),
             probe_weight_decay=float(probe.get("weight_decay", defaults.probe_weight_decay)),
             probe_precision=str(probe.get("precision", defaults.probe_precision)),
+            val_fraction=None if val_fraction is None else float(val_fraction),
+            source_per_class=int(sel.get("source_per_class", defaults.source_per_class)),
         )
 
 
@@ -258,14 +294,39 @@ def _load_target(target: str, data_dir: Path, train: bool) -> Dataset:
     return load_split(target, "train", data_dir, train=train)
 
 
-def selection_subset(
-    labels: np.ndarray, shots: int | str, seed: int, per_class: int, selection_seed: int
+def finetune_subset(
+    labels: np.ndarray, shots: int | str, seed: int, val_fraction: float | None = None
 ) -> np.ndarray:
-    """Sorted indices (N,) into the training split: the shots subset (seeded by ``seed``), then at most
-    ``per_class`` of it per class (seeded by ``selection_seed``)."""
-    from zoo.samplers import selection_indices, shot_indices
+    """Sorted indices into the training split of the images the fine-tuning runs of ``seed`` train on.
+
+    The same draw as ``finetune.run.finetune_run``: ``zoo.samplers.shot_indices(labels, shots,
+    seed)``, then, with a validation hold-out, the training part of ``stratified_holdout``.
+    """
+    from zoo.samplers import shot_indices
 
     shot = np.asarray(shot_indices(labels, shots, seed), dtype=np.int64)
+    if val_fraction is not None:
+        from finetune.run import stratified_holdout
+
+        keep, _ = stratified_holdout(labels[shot], float(val_fraction), int(seed))
+        shot = shot[keep]
+    return shot
+
+
+def selection_subset(
+    labels: np.ndarray,
+    shots: int | str,
+    seed: int,
+    per_class: int,
+    selection_seed: int,
+    val_fraction: float | None = None,
+) -> np.ndarray:
+    """Sorted indices (N,) into the training split: the fine-tuning subset of ``seed``
+    (:func:`finetune_subset`), then at most ``per_class`` of it per class (seeded by
+    ``selection_seed``)."""
+    from zoo.samplers import selection_indices
+
+    shot = finetune_subset(labels, shots, seed, val_fraction)
     keep = np.asarray(selection_indices(labels[shot], per_class, selection_seed), dtype=np.int64)
     return shot[keep]
 
@@ -423,6 +484,7 @@ class Extractor:
         self.settings = settings
         self.device = resolve_device(settings.accelerator)
         self._datasets: dict[tuple[str, bool], Dataset] = {}
+        self._info: dict[str, dict[str, Any]] = {}
 
     # -- samples -----------------------------------------------------------------------------------
     def dataset(self, target: str, train: bool = False) -> Dataset:
@@ -438,7 +500,12 @@ class Extractor:
         full = self.dataset(target)
         labels = np.asarray(full.labels, dtype=np.int64)
         idx = selection_subset(
-            labels, shots, seed, self.settings.per_class, self.settings.selection_seed
+            labels,
+            shots,
+            seed,
+            self.settings.per_class,
+            self.settings.selection_seed,
+            self.settings.val_fraction,
         )
         return full.subset(idx), idx, labels[idx]
 
@@ -457,6 +524,10 @@ class Extractor:
             "per_class": s.per_class,
             "selection_seed": s.selection_seed,
         }
+        if (
+            s.val_fraction is not None
+        ):  # absent when null: caches made before the setting stay valid
+            key["val_fraction"] = s.val_fraction
         if kind != "probe":
             key["entry"] = entry
             key["card"] = _entry_fingerprint(entry, s.zoo_dir)
@@ -590,6 +661,149 @@ class Extractor:
         if s.cache:
             write_cache(path, key, arrs, seconds)
         return Probe(np.asarray(feats, np.float64), labels, idx, seconds, False)
+
+    # -- reference-space source profiles (Domain Similarity) --------------------------------------
+    def source_key(self, reference: str, dataset: str) -> dict[str, Any]:
+        """The cache key of a source profile in ``reference``'s feature space."""
+        s = self.settings
+        return {
+            "version": CODE_VERSION,
+            "kind": "source",
+            "entry": reference,
+            "card": _entry_fingerprint(reference, s.zoo_dir),
+            "dataset": dataset,
+            "source_per_class": s.source_per_class,
+            "selection_seed": s.selection_seed,
+        }
+
+    def source_profile(
+        self, reference: str, datasets: list[str] | tuple[str, ...]
+    ) -> SourceProfile:
+        """Class means (Cs, D) and class sizes (Cs,) of the source ``datasets`` in the feature space
+        of the entry ``reference``; several datasets are stacked in order (a joined label space).
+
+        Each dataset's class c gets the mean of ``reference``'s penultimate features over at most
+        ``source_per_class`` of its training images (``zoo.samplers.selection_indices``, seeded by
+        the selection seed, no augmentation) and the weight n_c = its number of training images
+        (all of them, not the sampled ones: Cui et al. weight a class by its size). Cached per
+        (reference fingerprint, dataset, source_per_class, selection seed).
+        """
+        if not datasets:
+            raise ValueError("source_profile needs at least one source dataset")
+        s = self.settings
+        means, counts, seconds, cached = [], [], 0.0, True
+        for name in datasets:
+            key = self.source_key(reference, name)
+            path = source_cache_path(s.cache_dir, reference, name)
+            hit = read_cache(path, key, _ARRAYS["source"]) if s.cache else None
+            if hit is None:
+                from zoo.samplers import selection_indices
+
+                cached = False
+                full = _load_target(name, s.data_dir, False)
+                labels = np.asarray(full.labels, dtype=np.int64)
+                info = getattr(full, "info", None)
+                n_classes = int(info.num_classes) if info is not None else int(labels.max()) + 1
+                idx = np.asarray(
+                    selection_indices(labels, s.source_per_class, s.selection_seed), np.int64
+                )
+                subset = full.subset(idx)
+                entry = _load_entry(reference, s.zoo_dir)
+                arrays, secs = run_model(
+                    entry.model,
+                    subset,
+                    device=self.device,
+                    batch_size=s.batch_size,
+                    renorm=_renormalise(subset, entry, self.device),
+                    num_workers=s.num_workers,
+                )
+                del entry
+                feats = arrays["features"].astype(np.float64)
+                sums = np.zeros((n_classes, feats.shape[1]))
+                np.add.at(sums, labels[idx], feats)
+                sampled = np.bincount(labels[idx], minlength=n_classes)
+                arrs = {
+                    "means": sums / np.maximum(sampled, 1)[:, None],
+                    "counts": np.bincount(labels, minlength=n_classes).astype(np.int64),
+                }
+                hit = (arrs, secs["features"])
+                if s.cache:
+                    write_cache(path, key, arrs, hit[1])
+            means.append(np.asarray(hit[0]["means"], np.float64))
+            counts.append(np.asarray(hit[0]["counts"], np.int64))
+            seconds += hit[1]
+        return SourceProfile(np.concatenate(means), np.concatenate(counts), seconds, cached)
+
+    def entry_info(self, entry_id: str) -> dict[str, Any]:
+        """``{"n_params": int, "source_accuracy": float}`` of an entry (memoised): the number of
+        parameters of its loaded model (a domain view for ``expert@domain``) and its domain's source
+        accuracy in [0, 1] from the card (NaN when the card has none)."""
+        if entry_id not in self._info:
+            entry = _load_entry(entry_id, self.settings.zoo_dir)
+            n_params = int(sum(p.numel() for p in entry.model.parameters()))
+            self._info[entry_id] = {
+                "n_params": n_params,
+                "source_accuracy": card_source_accuracy(entry.card, entry_id),
+            }
+        return dict(self._info[entry_id])
+
+
+@dataclass
+class SourceProfile:
+    """A source profile in a reference feature space: class means (Cs, D) float64, sizes (Cs,)."""
+
+    means: np.ndarray
+    counts: np.ndarray
+    seconds: float
+    cached: bool
+
+
+def _entry_domain(card: dict, entry_id: str) -> dict:
+    """The card's domain dict of ``entry_id`` (``expert@domain``: that domain; else the first)."""
+    domains = card.get("domains") or []
+    if "@" in entry_id:
+        name = entry_id.split("@", 1)[1]
+        for d in domains:
+            if d.get("name") == name:
+                return d
+        raise ValueError(
+            f"entry {entry_id!r}: its card has no domain {name!r}; domains: "
+            f"{[d.get('name') for d in domains]}"
+        )
+    if not domains:
+        raise ValueError(f"entry {entry_id!r}: its card lists no domains")
+    return domains[0]
+
+
+def card_source_accuracy(card: dict, entry_id: str) -> float:
+    """The source accuracy in [0, 1] of the entry's domain from its card; NaN when unknown."""
+    value = _entry_domain(card, entry_id).get("source_accuracy")
+    if value is None:
+        return float("nan")
+    value = float(value)
+    if not np.isfinite(value):
+        return float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"entry {entry_id!r}: card source_accuracy {value} is not a fraction in [0, 1]"
+        )
+    return value
+
+
+def source_datasets(entry_id: str, zoo_dir: str | os.PathLike) -> list[str]:
+    """The datasets an entry was trained on: its domain's ``datasets`` in the card (``expert@domain``:
+    that domain's), else the card's ``sources`` for a single-domain expert. ValueError when the card
+    names none."""
+    from zoo.store import load_card
+
+    card = load_card(entry_id.split("@", 1)[0], zoo_dir)
+    domain = _entry_domain(card, entry_id)
+    names = list(domain.get("datasets") or [])
+    if not names and "@" not in entry_id:
+        names = list(card.get("sources") or [])
+    if not names:
+        raise ValueError(f"the card of entry {entry_id!r} names no source datasets")
+    return [str(n) for n in names]
 
 
 def load_source_profile(entry_id: str, zoo_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -25,12 +25,17 @@ TARGET, SHOTS, PER_CLASS = "mini_digits", 8, 6
 WIDTH = 0.5  # resnet8 at half width: 32 features
 
 
-def _card(arch_type: str, domains: list[tuple[str, int]]) -> dict:
+def _card(arch_type: str, domains: list[tuple[str, int]], datasets: dict | None = None) -> dict:
+    """``datasets``: domain -> its source datasets (the card's ``datasets``; absent when missing)."""
+    datasets = datasets or {}
     return {
         "arch": "resnet8",
         "arch_kwargs": {"width": WIDTH},
         "type": arch_type,
-        "domains": [{"name": n, "num_classes": c} for n, c in domains],
+        "domains": [
+            {"name": n, "num_classes": c, **({"datasets": datasets[n]} if n in datasets else {})}
+            for n, c in domains
+        ],
         "input_size": 32,
         "mean": list(MINI_MEAN),
         "std": list(MINI_STD),
@@ -42,11 +47,14 @@ def _profile(seed: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((classes, 32)), rng.integers(5, 50, classes)
 
 
-def _save_single(zoo_dir: Path, expert_id: str, seed: int, with_profile: bool = True) -> None:
+def _save_single(
+    zoo_dir: Path, expert_id: str, seed: int, with_profile: bool = True, dataset: str = "mini_mnist"
+) -> None:
     torch.manual_seed(seed)
     model = create_model("resnet8", num_classes=7, width=WIDTH)
     profile = {"src": _profile(seed, 7)} if with_profile else {}
-    save_expert(zoo_dir, expert_id, model, _card("single", [("src", 7)]), profile)
+    card = _card("single", [("src", 7)], {"src": [dataset]})
+    save_expert(zoo_dir, expert_id, model, card, profile)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +62,7 @@ def tiny_zoo(tmp_path_factory) -> Path:
     """Two single experts (one without a source profile) and a Multi-BN expert with 2 domains."""
     zoo_dir = tmp_path_factory.mktemp("zoo")
     _save_single(zoo_dir, "alpha", 0)
-    _save_single(zoo_dir, "beta", 1, with_profile=False)
+    _save_single(zoo_dir, "beta", 1, with_profile=False, dataset="mini_textures")
     torch.manual_seed(2)
     base = create_model("resnet8", num_classes=5, width=WIDTH)
     multi = MultiDomainClassifier(base, ["d1", "d2"], {"d1": 5, "d2": 4}, kind="multi_bn")
@@ -67,7 +75,7 @@ def tiny_zoo(tmp_path_factory) -> Path:
         zoo_dir,
         "gamma",
         multi,
-        _card("multi_bn", [("d1", 5), ("d2", 4)]),
+        _card("multi_bn", [("d1", 5), ("d2", 4)], {"d1": ["mini_shapes"], "d2": ["mini_animals"]}),
         {"d1": _profile(3, 5), "d2": _profile(4, 4)},
     )
     return zoo_dir
@@ -96,6 +104,7 @@ def _cfg(
             "seed": 0,
             "batch_size": 32,
             "sample_cap": 40,
+            "source_per_class": 10,
             "cache": True,
             "lgc": {"heads": 2, "dim": 16},
             "probe": {"steps": 2, "batch_size": 16},
@@ -122,6 +131,8 @@ def test_lfc_table_and_scores_match_an_independent_computation(tiny_zoo, tmp_pat
     table = pd.read_parquet(path)
     assert list(table.columns) == SCORE_COLUMNS
     assert table["entry"].tolist() == ENTRIES
+    assert (table["seed"] == 0).all() and (table["remedy"] == "").all()
+    assert table["key"].nunique() == 1 and len(table["key"].iloc[0]) == 16
     assert (table["n"] == 10 * PER_CLASS).all() and table["cap"].isna().all()
     assert (table["extract_seconds"] > 0).all() and (table["score_seconds"] > 0).all()
     np.testing.assert_allclose(table["seconds"], table["extract_seconds"] + table["score_seconds"])
@@ -152,7 +163,7 @@ def test_rerun_skips_complete_tables_and_recomputes_when_an_entry_is_new(
     def no_scoring(*args, **kwargs):
         raise AssertionError("a complete table was recomputed")
 
-    monkeypatch.setattr(ev, "score", no_scoring)
+    monkeypatch.setattr(ev, "score_detail", no_scoring)
     evaluate_selection_main(_cfg(tmp_path, tiny_zoo, experts=("alpha", "gamma")))
     assert "already scored, skipped: lfc" in capsys.readouterr().out
     monkeypatch.undo()
@@ -205,17 +216,20 @@ def test_method_all_writes_one_table_per_method_on_one_extraction(
     # alpha and beta only: the scores of every method on every entry cost more than the extraction
     cfg = _cfg(tmp_path, tiny_zoo, method="all", experts=("alpha", "beta"))
     results = evaluate_selection_main(cfg)
-    # one pass per entry, features and sketch together
-    assert passes == [True, True]
+    # one pass per entry, features and sketch together (the reference alpha's pass serves domain
+    # similarity too), plus one reference pass over each source dataset (mini_mnist, mini_textures)
+    assert sorted(passes) == [False, False, True, True]
     cell = tmp_path / "selection" / TARGET / f"shots={SHOTS}"
     written = sorted(p.stem for p in cell.glob("*.parquet"))
     assert written == sorted(selection.available())
     for name, method in selection.available().items():
         table = pd.read_parquet(cell / f"{name}.parquet")
         assert list(table.columns) == SCORE_COLUMNS
-        # beta was stored without a source profile: domain similarity skips it with a note
-        expected = ["alpha"] if name == "domain_similarity" else ["alpha", "beta"]
+        # beta was stored without a source profile: the own-space variant skips it with a note;
+        # in the reference space its card's source datasets are enough
+        expected = ["alpha"] if name == "domain_similarity_own_space" else ["alpha", "beta"]
         assert table["entry"].tolist() == expected, name
+        assert (table["seed"] == 0).all(), name
         if method.quadratic:
             assert (table["cap"] == 40).all() and (table["n"] == 40).all(), name
         else:
@@ -225,7 +239,8 @@ def test_method_all_writes_one_table_per_method_on_one_extraction(
     # LGC pays for the sketch pass, LFC only for the forward pass of the same extraction
     assert (lgc["extract_seconds"] >= lfc["extract_seconds"]).all()
     out = capsys.readouterr().out
-    assert "domain_similarity skipped: no source_profile" in out
+    assert "domain_similarity_own_space skipped: no source_profile" in out
+    assert "domain_similarity_own_space scored 1 of 2 entries" in out
     # the printed metrics are analysis.metrics' on the table and the ground truth
     from analysis.metrics import spearman, topk_gain, trials_to_best
 
@@ -308,6 +323,10 @@ def test_composed_config_runs(tiny_zoo, tmp_path, compose_cfg) -> None:
         cfg.zoo.entries = None
     results = evaluate_selection_main(cfg)
     table = results[(TARGET, str(SHOTS), "lfc")]
-    assert table["entry"].tolist() == ["alpha", "gamma@d1", "gamma@d2"]
+    # the mini sweep fine-tunes seeds 0 and 1: both draws are scored
+    assert list(zip(table["seed"], table["entry"])) == [
+        (s, e) for s in (0, 1) for e in ("alpha", "gamma@d1", "gamma@d2")
+    ]
     assert (tmp_path / "selection" / TARGET / f"shots={SHOTS}" / "lfc.parquet").is_file()
-    assert (tmp_path / "cache" / "alpha" / TARGET / f"shots={SHOTS}" / "seed=0").is_dir()
+    for seed in (0, 1):
+        assert (tmp_path / "cache" / "alpha" / TARGET / f"shots={SHOTS}" / f"seed={seed}").is_dir()

@@ -251,3 +251,52 @@ def test_settings_and_helpers_reject_bad_values(tmp_path: Path) -> None:
         Extractor(ExtractSettings(tmp_path, tmp_path, tmp_path)).extract(
             "a", "t", 5, features=False
         )
+
+
+def test_reference_source_profile_matches_direct_computation_and_is_cached(
+    zoo, monkeypatch
+) -> None:
+    settings = replace(zoo.settings, source_per_class=5)
+    prof = Extractor(settings).source_profile("a", ["tgt", "tgt"])
+    # at most 5 images per class, drawn as zoo.samplers.selection_indices does; weights: class sizes
+    from zoo.samplers import selection_indices
+
+    idx = selection_indices(zoo.dataset.labels, 5, 0)
+    with torch.no_grad():
+        feats = zoo.models["a"].forward_features(zoo.dataset.images[idx]).double().numpy()
+    labels = zoo.dataset.labels[idx]
+    means = np.stack([feats[labels == c].mean(0) for c in range(4)])
+    np.testing.assert_allclose(prof.means, np.concatenate([means, means]), rtol=1e-5, atol=1e-6)
+    assert prof.counts.tolist() == [12] * 8 and not prof.cached
+    assert zoo.calls["run_model"] == 1  # the second "tgt" read the cache the first one wrote
+    assert ex.source_cache_path(zoo.cache, "a", "tgt").is_file()
+    again = Extractor(settings).source_profile("a", ["tgt"])
+    assert again.cached and zoo.calls["run_model"] == 1
+    np.testing.assert_array_equal(again.means, prof.means[:4])
+    # another sampling size or a retrained reference: recomputed
+    Extractor(replace(settings, source_per_class=3)).source_profile("a", ["tgt"])
+    assert zoo.calls["run_model"] == 2
+    monkeypatch.setattr(ex, "_entry_fingerprint", lambda e, z: f"card-{e}-retrained")
+    Extractor(settings).source_profile("a", ["tgt"])
+    assert zoo.calls["run_model"] == 3
+    with pytest.raises(ValueError, match="at least one source dataset"):
+        Extractor(settings).source_profile("a", [])
+
+
+def test_selection_subset_is_the_finetuning_training_subset(zoo) -> None:
+    from finetune.run import stratified_holdout
+    from zoo.samplers import selection_indices, shot_indices
+
+    labels = zoo.dataset.labels
+    for seed in (0, 5):
+        shot = shot_indices(labels, 10, seed)
+        np.testing.assert_array_equal(ex.finetune_subset(labels, 10, seed), shot)
+        keep, _ = stratified_holdout(labels[shot], 0.2, seed)
+        np.testing.assert_array_equal(ex.finetune_subset(labels, 10, seed, 0.2), shot[keep])
+        trained = shot[keep]
+        np.testing.assert_array_equal(
+            ex.selection_subset(labels, 10, seed, 6, 0, 0.2),
+            trained[selection_indices(labels[trained], 6, 0)],
+        )
+    with pytest.raises(ValueError, match="val_fraction"):
+        replace(zoo.settings, val_fraction=1.5)

@@ -114,10 +114,11 @@ def _all_scores(selection_dir: Path) -> pd.DataFrame:
 
 def _selection_writes() -> int:
     """Renames of one `evaluate_selection.py method=all` on the 2-entry zoo: the probe's cache,
-    each entry's features and sketch caches, then one table per method."""
+    each entry's features and sketch caches, the reference-space profile of their one source
+    dataset, then one table per method."""
     import selection
 
-    return 1 + 2 * 2 + len(selection.available())
+    return 1 + 2 * 2 + 1 + len(selection.available())
 
 
 @pytest.mark.parametrize("seed", [0, pytest.param(1, marks=slow), pytest.param(2, marks=slow)])

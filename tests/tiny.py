@@ -139,9 +139,15 @@ def mtimes(paths: list[Path]) -> dict[Path, int]:
 
 
 def save_tiny_expert(
-    zoo_dir: Path, expert_id: str, seed: int, classes: int = 5, width: float = 0.25
+    zoo_dir: Path,
+    expert_id: str,
+    seed: int,
+    classes: int = 5,
+    width: float = 0.25,
+    dataset: str = "mini_mnist",
 ) -> Path:
-    """A random-init ResNet-8 (``64 * width`` features) single-domain expert with a source profile."""
+    """A random-init ResNet-8 (``64 * width`` features) single-domain expert with a source profile;
+    its card names ``dataset`` as its source data (Domain Similarity's reference space reads it)."""
     from zoo.models import MINI_MEAN, MINI_STD, create_model
     from zoo.store import save_expert
 
@@ -153,13 +159,13 @@ def save_tiny_expert(
         "arch": "resnet8",
         "arch_kwargs": {"width": width},
         "type": "single",
-        "sources": ["src"],
+        "sources": [dataset],
         "domains": [
             {
                 "name": "src",
                 "num_classes": classes,
                 "classes": [f"c{i}" for i in range(classes)],
-                "datasets": ["src"],
+                "datasets": [dataset],
             }
         ],
         "input_size": 32,
@@ -187,6 +193,8 @@ def selection_overrides(out_dir: Path, zoo_dir: Path, experts=("tiny_a", "tiny_b
         "method=all",
         "target=mini_polygons",
         "shots=5",
+        # one k-shot draw (the mini sweep fine-tunes seeds 0 and 1; one is enough here)
+        "seed=0",
         "selection.per_class=5",
         "selection.batch_size=64",
         "selection.sample_cap=30",
@@ -194,6 +202,8 @@ def selection_overrides(out_dir: Path, zoo_dir: Path, experts=("tiny_a", "tiny_b
         "selection.lgc.dim=16",
         "selection.probe.steps=2",
         "selection.probe.batch_size=8",
+        f"selection.reference_entry={experts[0]}",
+        "selection.source_per_class=5",
         "trainer.accelerator=cpu",
         "logger=none",
     ]

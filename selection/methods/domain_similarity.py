@@ -2,6 +2,17 @@
 
 Cui, Song, Sun, Howard, Belongie. "Large Scale Fine-Grained Categorization and Domain-Specific
 Transfer Learning." CVPR 2018, section 4.1.
+
+Two registered variants share the formula and differ only in the feature space the caller measures
+both profiles in:
+
+- ``domain_similarity`` (the paper's protocol): one fixed *reference* extractor for every entry
+  (``selection.reference_entry``, by default the benchmark's baseline). The caller passes the
+  reference's target features and the reference-space profile of the entry's source data
+  (``selection.extract.Extractor.source_profile``). Its function carries ``reference_space = True``,
+  which is how ``selection.evaluate`` knows what to feed it.
+- ``domain_similarity_own_space``: each entry's own features and the source profile stored with it
+  at training time (``zoo.store.load_source_profile``).
 """
 
 from __future__ import annotations
@@ -16,8 +27,7 @@ from selection.registry import register_method
 _EMD_MAX_ITER = 10_000_000
 
 
-@register_method("domain_similarity", needs=("features", "labels", "source_profile"))
-def domain_similarity(
+def emd_similarity(
     features: np.ndarray,
     labels: np.ndarray,
     source_profile: tuple[np.ndarray, np.ndarray],
@@ -72,3 +82,57 @@ def domain_similarity(
     ground = ot.dist(source_means, target_means, metric="euclidean")
     emd = float(ot.emd2(source_weights, target_weights, ground, numItermax=_EMD_MAX_ITER))
     return float(np.exp(-gamma * emd))
+
+
+@register_method("domain_similarity", needs=("features", "labels", "source_profile"))
+def domain_similarity(
+    features: np.ndarray,
+    labels: np.ndarray,
+    source_profile: tuple[np.ndarray, np.ndarray],
+    gamma: float = 0.01,
+    min_count: int = 5,
+) -> float:
+    """exp(-gamma * EMD) between source and target class means, both in ONE reference feature space.
+
+    The formula of :func:`emd_similarity` (Cui et al. 2018, eq. 2-3). ``features`` (N, D) are the
+    target features of the reference extractor (the same for every entry), ``source_profile`` the
+    class means (Cs, D) and class sizes (Cs,) of the entry's source data (the datasets of its card;
+    for ``expert@domain`` that domain's datasets) measured with the same reference extractor. The
+    entry's own network does not enter: the score ranks entries by how close their source data lies
+    to the target, which is what Cui et al. measure (one ImageNet-trained network for every source).
+
+    Regime: the EMDs of different entries are comparable because every class mean lives in the
+    same D-dimensional space with the same scale; gamma (paper 0.01) is in that space's units.
+    Well posed when the reference extractor separates the datasets at all (a trained network; a
+    random one gives a weak but still common metric) and each kept source class has at least
+    ``min_count`` images. The rule comes from Cui et al. 2018, section 4.1 (a single fixed
+    extractor for all domains). No remedy is applied.
+    """
+    return emd_similarity(features, labels, source_profile, gamma, min_count)
+
+
+domain_similarity.reference_space = True  # type: ignore[attr-defined]
+
+
+@register_method("domain_similarity_own_space", needs=("features", "labels", "source_profile"))
+def domain_similarity_own_space(
+    features: np.ndarray,
+    labels: np.ndarray,
+    source_profile: tuple[np.ndarray, np.ndarray],
+    gamma: float = 0.01,
+    min_count: int = 5,
+) -> float:
+    """exp(-gamma * EMD) between source and target class means in each entry's OWN feature space.
+
+    The formula of :func:`emd_similarity` (Cui et al. 2018, eq. 2-3), with ``features`` (N, D) the
+    entry's own target features and ``source_profile`` the class means (Cs, D) and counts (Cs,) the
+    entry stored with itself at training time (its penultimate features of its source data).
+
+    Regime: one entry's EMD is well posed (both profiles share the entry's space), but EMDs of
+    different entries are NOT comparable: each is in its own network's units, so an entry whose
+    features have a smaller scale (or another dimension D) gets a smaller EMD and a higher score
+    whatever its data. Use it to rank entries of one architecture and training recipe, or to show
+    the artefact; the comparable score is ``domain_similarity`` (Cui et al. 2018, section 4.1,
+    measure every domain with one fixed network). No remedy is applied.
+    """
+    return emd_similarity(features, labels, source_profile, gamma, min_count)
