@@ -12,11 +12,11 @@ import torch
 import finetune.run as ft
 import selection.evaluate as ev
 import selection.extract as ex
-import zoo.datasets
+import zoo.data
 from selection.evaluate import evaluate_selection_main
 from selection.extract import Extractor, ExtractSettings, cache_path
 from tests.test_evaluate_selection import PER_CLASS, SHOTS, TARGET, WIDTH, _card, _cfg
-from zoo.datasets import load_split
+from zoo.data import load_split
 from zoo.models import create_model
 from zoo.samplers import selection_indices, shot_indices
 from zoo.store import load_entry, save_expert
@@ -71,7 +71,7 @@ def test_each_seed_scores_the_finetuning_subset_of_that_seed(zoo_dir, tmp_path, 
     without a validation hold-out), capped to per_class; its LFC equals the naive formula."""
     # the fine-tuning run's training subset, caught where it builds its training set
     picked: list[np.ndarray] = []
-    real_load_split = zoo.datasets.load_split
+    real_load_split = zoo.data.load_split
 
     class Stop(Exception):
         pass
@@ -98,7 +98,7 @@ def test_each_seed_scores_the_finetuning_subset_of_that_seed(zoo_dir, tmp_path, 
         cfg.finetune = {"val_fraction": val_fraction}
         table = evaluate_selection_main(cfg)[(TARGET, str(SHOTS), "lfc")]
         assert list(zip(table["entry"], table["seed"])) == [("digits", 0), ("digits", 3)]
-        monkeypatch.setattr(zoo.datasets, "load_split", recording_load_split)
+        monkeypatch.setattr(zoo.data, "load_split", recording_load_split)
         monkeypatch.setattr(ft, "initial_model", stop)
         settings = ft.FinetuneSettings(
             epochs=1, num_workers=0, accelerator="cpu", val_fraction=val_fraction

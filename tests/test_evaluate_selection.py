@@ -33,8 +33,13 @@ def _card(arch_type: str, domains: list[tuple[str, int]], datasets: dict | None 
         "arch_kwargs": {"width": WIDTH},
         "type": arch_type,
         "domains": [
-            {"name": n, "num_classes": c, **({"datasets": datasets[n]} if n in datasets else {})}
-            for n, c in domains
+            {
+                "name": n,
+                "num_classes": c,
+                "source_accuracy": 0.5 + 0.01 * i,
+                **({"datasets": datasets[n]} if n in datasets else {}),
+            }
+            for i, (n, c) in enumerate(domains)
         ],
         "input_size": 32,
         "mean": list(MINI_MEAN),
