@@ -114,12 +114,12 @@ def fidelity(args: argparse.Namespace) -> None:
         " / exact | default kcorr | default LGC / exact |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for arch in SMALL_ARCHS:
+    for arch in args.archs:
         size = args.lite0_size if arch == "efficientnet_lite0" else 32
         x_all, y_all = digits(size)
         perm = np.random.default_rng(0).permutation(len(y_all))
         held, pool = perm[: args.n], perm[args.n :]
-        for state in ("random", "trained"):
+        for state in args.states:
             torch.manual_seed(0)
             model = create_model(arch, num_classes=10)
             note = state
@@ -183,6 +183,8 @@ def main() -> None:
         "--lite0-size", type=int, default=96, help="EfficientNet-Lite0 input side (paper: 224)"
     )
     parser.add_argument("--cost-n", type=int, default=16, help="images of the cost comparison")
+    parser.add_argument("--archs", nargs="+", default=list(SMALL_ARCHS), choices=SMALL_ARCHS)
+    parser.add_argument("--states", nargs="+", default=["random", "trained"])
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--skip-fidelity", action="store_true")
     args = parser.parse_args()

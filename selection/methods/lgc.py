@@ -1,8 +1,8 @@
 """LGC, label-gradient correlation (paper eq. 2, 7, 8): LFC's correlation with a gradient kernel.
 
 The gradients (R random heads; last-conv per-sample gradients, exact for a small layer, else
-count-sketched so that the kernel is kept: correlation >= 0.998 with the exact kernel, LGC within
-0.5%) are computed by ``selection.sketch``; this module only scores them.
+count-sketched so that the kernel is kept: correlation >= 0.988 with the exact kernel, LGC within
+2%) are computed by ``selection.sketch``; this module only scores them.
 """
 
 from __future__ import annotations
