@@ -6,7 +6,7 @@ the target's training split, then at most ``per_class`` images per class; never 
 - ``features``: penultimate features (N, D) (``model.forward_features``) and source probabilities
   (N, Cs) (softmax of the entry's own head; a multi-domain entry's head is its domain's), with the
   samples' labels (N,) and their indices (N,) into the training split;
-- ``lgc``: the LGC gradient sketch (N, heads * dim) (:mod:`selection.sketch`);
+- ``lgc``: the LGC gradients (N, heads * columns per head) (:mod:`selection.sketch`);
 - ``probe``: RSA's probe features: a small network (``probe_arch``) trained briefly on the selection
   samples, seeded, then its penultimate features of the same samples. One probe per (target, shots,
   seed), shared by every entry;
@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from selection.sketch import LGCSketcher
+from selection.sketch import DEFAULT_DIM, DEFAULT_HEADS, SKETCH_ID, LGCSketcher
 from zoo.devices import ACCELERATORS, autocast, resolve_device, resolve_precision  # noqa: F401
 from zoo.io import atomic_path
 
@@ -158,8 +158,8 @@ class ExtractSettings:
     per_class: int = 50
     selection_seed: int = 0
     batch_size: int = 256
-    heads: int = 4
-    dim: int = 64
+    heads: int = DEFAULT_HEADS
+    dim: int = DEFAULT_DIM
     accelerator: str = "auto"
     cache: bool = True
     # data-loading workers (0 = in the main process; mini datasets live in memory)
@@ -532,7 +532,7 @@ class Extractor:
             key["entry"] = entry
             key["card"] = _entry_fingerprint(entry, s.zoo_dir)
         if kind == "lgc":
-            key.update(heads=s.heads, dim=s.dim, sketch_seed=s.selection_seed)
+            key.update(heads=s.heads, dim=s.dim, sketch_seed=s.selection_seed, sketch=SKETCH_ID)
         if kind == "probe":
             key.update(
                 arch=s.probe_arch,
