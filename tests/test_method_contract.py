@@ -146,16 +146,10 @@ def test_bad_input_is_refused_clearly(name):
         assert label  # the case's name, for the traceback
 
 
-#: Methods whose modules are maintained apart from the regime work; their "Regime:" paragraph
-#: is expected but not yet required here.
-_REGIME_PENDING = {"lgc", "domain_similarity"}
-
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_method_states_its_regime(name):
     doc = available()[name].fn.__doc__ or ""
-    if "Regime:" not in doc and name in _REGIME_PENDING:
-        pytest.xfail(f"{name}'s docstring has no 'Regime:' paragraph yet")
     assert "Regime:" in doc, f"{name}'s docstring has no 'Regime:' paragraph"
 
 
