@@ -9,6 +9,8 @@ models or data:
   (per-draw judging), the multi-domain view;
 - :mod:`analysis.ceiling`: the noise ceiling (agreement between fine-tuning seeds' rankings);
 - :mod:`analysis.validate`: checks of user-given tables (:class:`~analysis.validate.InputTableError`);
+- :mod:`analysis.compute`: every derived table of one analysis (:class:`~analysis.compute.Analysis`);
+- :mod:`analysis.findings`: the plain-language findings of report.md;
 - :mod:`analysis.figures`, :mod:`analysis.report`: PNG figures, CSV/Markdown tables, report.md;
 - :mod:`analysis.wandb_log`: the optional wandb run of an analysis;
 - :mod:`analysis.main`: ``analyze_main(cfg)``, called by ``analyze.py``.

@@ -26,7 +26,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from analysis.report import compute_analysis, source_tables_section, write_report
+from analysis.compute import compute_analysis
+from analysis.report import source_tables_section, write_report
 from analysis.tables import (
     SHOTS_UNSPECIFIED,
     expert_types,

@@ -1,7 +1,8 @@
 """The analysis report: every table as CSV, summaries as Markdown, the figures, and report.md.
 
-:func:`compute_analysis` turns a checked ground truth and scores table into every derived table
-(an :class:`Analysis`); :func:`write_report` writes them under one folder:
+:func:`analysis.compute.compute_analysis` turns a checked ground truth and scores table into every
+derived table (an :class:`~analysis.compute.Analysis`); :func:`write_report` writes them under one
+folder, with the prose of :mod:`analysis.findings`:
 
 ========================  ========================================================================
 file                      columns
@@ -35,219 +36,29 @@ report.md                 findings, tables, figures and conventions tied togethe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analysis import figures
-from analysis.ceiling import AGREEMENT_METRICS, SEED_AGREEMENT, seed_agreement_table
-from analysis.metrics import (
-    COUNT_METRICS,
-    RANDOM_EXPECTED,
-    cost_summary,
-    cost_table,
-    has_remedy,
-    metrics_table,
-    summarize,
+from analysis.ceiling import AGREEMENT_METRICS, SEED_AGREEMENT
+from analysis.compute import Analysis, fewer_entries, gain_metric, remedies
+from analysis.findings import (
+    FEWER_MARK,
+    REMEDY_MARK,
+    findings,
+    fmt_ci,
+    fmt_num,
+    fmt_percent,
+    fmt_seconds,
 )
-from analysis.tables import (
-    baselines_table,
-    domain_selection,
-    entry_gains,
-    merge_tables,
-    seed_accuracy,
-    sorted_shots,
-)
+from analysis.metrics import RANDOM_EXPECTED
+from analysis.tables import sorted_shots
 from zoo.io import atomic_write, atomic_write_text
 
-#: a target whose entries spread by more than this many points makes selection matter
-SPREAD_POINTS = 5.0
-
-#: the static reference methods when the registry does not say (contract: Method.reference)
-REFERENCE_METHODS = ("param_count", "source_accuracy")
-
-#: marks of the Markdown tables
-REMEDY_MARK = "†"
-FEWER_MARK = "‡"
-
-#: rows of the metrics table that are not ranking quality (not averaged, not ranked)
-NOT_RANKED = (RANDOM_EXPECTED, SEED_AGREEMENT)
-
-
-def reference_methods(methods: Sequence[str]) -> set[str]:
-    """The methods among ``methods`` that are static references, not selection scores.
-
-    Read from the registry field ``Method.reference`` when the registry has it; a method the
-    registry does not know (a user's own name) or a registry without the field falls back to the
-    fixed set :data:`REFERENCE_METHODS`.
-    """
-    out = set()
-    try:
-        from selection.registry import get_method
-    except ImportError:
-        get_method = None
-    for m in methods:
-        flag = None
-        if get_method is not None:
-            try:
-                flag = getattr(get_method(m), "reference", None)
-            except (ValueError, ImportError):
-                flag = None
-        if flag is None:
-            flag = m in REFERENCE_METHODS
-        if flag:
-            out.add(m)
-    return out
-
-
-@dataclass
-class Analysis:
-    """Every table of one analysis (see the module docstring for their columns)."""
-
-    name: str
-    baseline: str | None
-    topk: int
-    cost_ks: tuple[int, ...]
-    gt: pd.DataFrame
-    merged: pd.DataFrame
-    metrics: pd.DataFrame
-    summary: pd.DataFrame
-    cost: pd.DataFrame
-    cost_summary: pd.DataFrame
-    entry_gains: pd.DataFrame
-    domain_selection: pd.DataFrame
-    seed_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
-    references: set[str] = field(default_factory=set)
-    domain_baseline: str | None = None
-    notes: list[str] = field(default_factory=list)
-    inputs: dict[str, str] = field(default_factory=dict)
-    n_boot: int = 1000
-    spread_points: float = SPREAD_POINTS
-
-    @property
-    def has_cost(self) -> bool:
-        return bool(self.cost["cost_saved"].notna().any()) if not self.cost.empty else False
-
-
-def compute_analysis(
-    gt: pd.DataFrame,
-    scores: pd.DataFrame,
-    *,
-    name: str,
-    baseline: str | None = None,
-    topk: int = 3,
-    n_boot: int = 1000,
-    seed: int = 0,
-    cost_ks: Sequence[int] = (1, 3),
-    expert_types: dict[str, str] | None = None,
-    notes: Sequence[str] = (),
-    inputs: dict[str, str] | None = None,
-    spread_points: float = SPREAD_POINTS,
-    runs: pd.DataFrame | None = None,
-    domain_baseline: str | None = None,
-) -> Analysis:
-    """Every derived table from a checked ground truth (target, shots, entry, acc, best_lr,
-    seconds, ...) and scores table (target, shots, method, entry, score, seconds; optional seed,
-    remedy).
-
-    ``runs`` (the fine-tuning runs behind the ground truth; optional) enables per-draw judging
-    (a score table's draw s against seed s's runs) and the noise ceiling (``seed_agreement``);
-    ``domain_baseline`` is the reference entry of the multi-domain view.
-    """
-    if int(topk) != topk or topk < 1:
-        raise ValueError(f"analysis.topk must be a positive integer; got {topk!r}")
-    if int(n_boot) != n_boot or n_boot < 0:
-        raise ValueError(f"analysis.bootstrap must be an integer >= 0; got {n_boot!r}")
-    cost_ks = tuple(sorted({int(k) for k in cost_ks}))
-    if not cost_ks or min(cost_ks) < 1:
-        raise ValueError(f"analysis.cost_topk must list positive integers; got {cost_ks!r}")
-    notes = list(notes)
-    seed_acc = seed_accuracy(runs, gt) if runs is not None and not runs.empty else None
-    merged = merge_tables(gt, scores, seed_acc, notes)
-    if merged.empty:
-        raise ValueError("no entry has both a score and a ground-truth accuracy: nothing to judge")
-    baselines = baselines_table(gt, baseline, seed_acc)
-    metrics = metrics_table(merged, baselines, topk)
-    agreement = seed_agreement_table(seed_acc, n_boot=n_boot, seed=seed)
-    judged = merged[["target", "shots"]].drop_duplicates()
-    agreement = agreement.merge(judged, on=["target", "shots"])
-    cost = cost_table(merged, cost_ks)
-    saved = cost.dropna(subset=["cost_saved"])
-    if not saved.empty:
-        rows = saved.assign(
-            metric="cost_saved_top" + saved["k"].astype(str), value=saved["cost_saved"]
-        )
-        metrics = pd.concat(
-            [metrics, rows[["target", "shots", "method", "metric", "value"]]], ignore_index=True
-        )
-    metrics = pd.concat([metrics, agreement], ignore_index=True)
-    averaged = ~metrics["metric"].isin(COUNT_METRICS) & ~metrics["metric"].str.contains("_ci_")
-    averaged &= ~((metrics["method"] == SEED_AGREEMENT) & (metrics["metric"] == "n_seeds"))
-    summary = summarize(metrics[averaged], n_boot=n_boot, seed=seed)
-    domain = domain_selection(merged, expert_types, domain_baseline or None, notes)
-    return Analysis(
-        name=name,
-        baseline=baseline or None,
-        topk=int(topk),
-        cost_ks=cost_ks,
-        gt=gt,
-        merged=merged,
-        metrics=metrics,
-        summary=summary,
-        cost=cost,
-        cost_summary=cost_summary(cost),
-        entry_gains=entry_gains(gt, baseline),
-        domain_selection=domain,
-        seed_agreement=agreement,
-        references=reference_methods(sorted(merged["method"].unique())),
-        domain_baseline=domain_baseline or None,
-        notes=notes,
-        inputs=dict(inputs or {}),
-        n_boot=int(n_boot),
-        spread_points=float(spread_points),
-    )
-
-
 # ----------------------------------------------------------------------------------------------
-# formatting
-
-
-def _num(value: float, digits: int = 2, sign: bool = False) -> str:
-    """``digits`` < 0 formats a fraction as a percentage with -digits - 1 decimals."""
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    if digits < 0:
-        return f"{100 * value:.{-digits - 1}f}%"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
-def _with_ci(row: pd.Series | None, digits: int = 2, sign: bool = False) -> str:
-    if row is None:
-        return "n/a"
-    text = _num(row["mean"], digits, sign)
-    if (
-        np.isfinite(row["ci_low"])
-        and np.isfinite(row["ci_high"])
-        and row["ci_low"] != row["ci_high"]
-    ):
-        text += f" [{_num(row['ci_low'], digits, sign)}, {_num(row['ci_high'], digits, sign)}]"
-    return text
-
-
-def _seconds(value: float) -> str:
-    if not np.isfinite(value):
-        return "n/a"
-    if value >= 3 * 3600:
-        return f"{value / 3600:.2f} h"
-    if value >= 180:
-        return f"{value / 60:.1f} min"
-    return f"{value:.1f} s"
-
-
-def _percent(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{100 * value:.1f}%"
+# Markdown tables
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -261,16 +72,12 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _gain_metric(a: Analysis, k: int) -> str:
-    return f"top{k}_gain" if a.baseline else f"top{k}_acc"
-
-
 def summary_columns(a: Analysis) -> list[tuple[str, str, int, bool]]:
     """(metric, header, digits, signed) of the columns of the Markdown summary."""
     unit = "gain" if a.baseline else "acc"
-    cols = [(_gain_metric(a, 1), f"top-1 {unit}", 2, bool(a.baseline))]
+    cols = [(gain_metric(a, 1), f"top-1 {unit}", 2, bool(a.baseline))]
     if a.topk >= 3:
-        cols.append((_gain_metric(a, 3), f"top-3 {unit}", 2, bool(a.baseline)))
+        cols.append((gain_metric(a, 3), f"top-3 {unit}", 2, bool(a.baseline)))
     cols += [
         ("trials_to_best", "trials-to-best", 2, False),
         ("spearman", "Spearman", 3, False),
@@ -279,51 +86,6 @@ def summary_columns(a: Analysis) -> list[tuple[str, str, int, bool]]:
     if a.has_cost:
         cols += [(f"cost_saved_top{k}", f"cost saved (top-{k})", -2, False) for k in a.cost_ks]
     return cols
-
-
-def remedies(a: Analysis, shots: str) -> dict[str, list[str]]:
-    """method -> sorted distinct "remedy (targets)" texts of its score rows at ``shots``."""
-    if "remedy" not in a.merged.columns:
-        return {}
-    m = a.merged[(a.merged["shots"] == shots) & has_remedy(a.merged["remedy"])]
-    out: dict[str, list[str]] = {}
-    for (method, remedy), g in m.groupby(["method", "remedy"], sort=True):
-        targets = ", ".join(sorted(g["target"].unique()))
-        out.setdefault(method, []).append(f"{remedy} ({targets})")
-    return out
-
-
-def fewer_entries(a: Analysis, shots: str) -> dict[str, list[str]]:
-    """method -> cells where it was judged on fewer entries than the most complete method of the
-    cell ("target: n of N entries"), or not judged at all ("target: not judged").
-
-    Random's expectation and the seed agreement are not methods and are never listed.
-    """
-    t = a.metrics[
-        (a.metrics["shots"] == shots)
-        & (a.metrics["metric"] == "n_entries")
-        & ~a.metrics["method"].isin(NOT_RANKED)
-    ]
-    out: dict[str, list[str]] = {}
-    if t.empty:
-        return out
-    most = t.groupby("target")["value"].max()
-    methods = sorted(t["method"].unique())
-    have = t.set_index(["target", "method"])["value"]
-    for method in methods:
-        for target, n_max in most.items():
-            if (target, method) not in have.index:
-                out.setdefault(method, []).append(f"{target}: not judged")
-            elif have[(target, method)] < n_max - 1e-9:
-                n = have[(target, method)]
-                out.setdefault(method, []).append(f"{target}: {n:g} of {n_max:g} entries")
-    return out
-
-
-def excluded_from_ranking(a: Analysis, shots: str) -> set[str]:
-    """Methods never crowned "best" at ``shots``: references, and methods judged on fewer entries
-    or targets than the others."""
-    return set(a.references) | set(fewer_entries(a, shots)) | set(NOT_RANKED)
 
 
 def method_label(a: Analysis, shots: str, method: str) -> str:
@@ -355,10 +117,10 @@ def summary_markdown(a: Analysis, shots: str) -> str:
         mm = at_shots[at_shots["method"] == m]
         n_entries = mm[mm["metric"] == "n_entries"]["value"]
         cells = [method_label(a, shots, m), str(mm["target"].nunique())]
-        cells.append(_num(n_entries.mean(), 1) if len(n_entries) else "n/a")
+        cells.append(fmt_num(n_entries.mean(), 1) if len(n_entries) else "n/a")
         for metric, _, digits, signed in cols:
             r = s.loc[(m, metric)] if (m, metric) in s.index else None
-            cells.append(_with_ci(r, digits, signed))
+            cells.append(fmt_ci(r, digits, signed))
         return cells
 
     header = ["method", "targets", "entries", *[h for _, h, _, _ in cols]]
@@ -404,238 +166,117 @@ def cost_markdown(a: Analysis, shots: str) -> str:
     for m in methods:
         cm = c[c["method"] == m].set_index("k")
         first = cm.iloc[0]
-        cells = [m, _seconds(first["brute_force_seconds"]), _seconds(first["selection_seconds"])]
+        cells = [
+            m,
+            fmt_seconds(first["brute_force_seconds"]),
+            fmt_seconds(first["selection_seconds"]),
+        ]
         for k in a.cost_ks:
-            cells += [_seconds(cm.at[k, "finetune_topk_seconds"]), _percent(cm.at[k, "cost_saved"])]
+            cells += [
+                fmt_seconds(cm.at[k, "finetune_topk_seconds"]),
+                fmt_percent(cm.at[k, "cost_saved"]),
+            ]
         rows.append(cells)
     return markdown_table(header, rows)
 
 
-# ----------------------------------------------------------------------------------------------
-# findings
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def _ranked(s: pd.DataFrame, metric: str) -> pd.DataFrame:
-    t = s[(s["metric"] == metric) & ~s["method"].isin(NOT_RANKED)].dropna(subset=["mean"])
-    lower = metric == "trials_to_best"
-    return t.sort_values(["mean", "method"], ascending=[lower, True], ignore_index=True)
-
-
-def _best_clause(s: pd.DataFrame, metric: str, label: str, digits: int, sign: bool) -> str | None:
-    t = _ranked(s, metric)
-    if t.empty:
-        return None
-    best = t.iloc[0]
-    tied = t[np.isclose(t["mean"], best["mean"], rtol=0, atol=1e-12)]["method"].tolist()
-    who = " and ".join(tied) if len(tied) > 1 else best["method"]
-    clause = f"by {label} is {who} ({_with_ci(best, digits, sign)})"
-    if len(t) > len(tied):
-        runner = t.iloc[len(tied)]
-        inside = (
-            np.isfinite(best["ci_low"])
-            and best["ci_low"] <= runner["mean"] <= best["ci_high"]
-            and best["ci_low"] != best["ci_high"]
-        )
-        if inside:
-            clause += f", though runner-up {runner['method']} ({_num(runner['mean'], digits, sign)}) is inside that interval"
-    return clause
-
-
-def _random_clause(s: pd.DataFrame, a: Analysis) -> str | None:
-    r = s[s["method"] == RANDOM_EXPECTED].set_index("metric")["mean"]
-    parts = []
-    g1 = _gain_metric(a, 1)
-    if g1 in r:
-        parts.append(
-            f"top-1 {'gain' if a.baseline else 'accuracy'} {_num(r[g1], 2, bool(a.baseline))}"
-        )
-    if "trials_to_best" in r:
-        parts.append(f"trials-to-best {_num(r['trials_to_best'])}")
-    if not parts:
-        return None
-    text = "random selection would reach " + " and ".join(parts) + " in expectation"
-    if "best_gain" in r:
-        text += f", an oracle a gain of {_num(r['best_gain'], 2, True)} (the best entry per target)"
-    return text
-
-
-def _spread_sentence(gt: pd.DataFrame, threshold: float) -> str:
-    spread = gt.groupby("target")["acc"].agg(lambda v: v.max() - v.min())
-    wide = spread[spread > threshold]
-    text = (
-        f"{len(wide)} of {_plural(len(spread), 'target')} "
-        f"{'has' if len(spread) == 1 else 'have'} more than {threshold:g} points between "
-        "the best and the worst entry"
+def ceiling_markdown(a: Analysis) -> str:
+    """Per-cell table of the seed agreement (the noise ceiling) with its bootstrap intervals."""
+    t = a.seed_agreement
+    wide = t.pivot_table(
+        index=["target", "shots"], columns="metric", values="value", aggfunc="first"
     )
-    if len(spread):
-        top = spread.idxmax()
-        text += f" (largest spread: {top}, {spread[top]:.1f} points)"
-    return text
-
-
-def _best_entry_sentence(gt: pd.DataFrame, baseline: str | None) -> str:
-    best = gt.loc[gt.groupby("target")["acc"].idxmax(), ["target", "entry"]]
-    mapping = ", ".join(f"{t}: {e}" for t, e in zip(best["target"], best["entry"]))
-    distinct = best["entry"].nunique()
-    if len(best) == 1:
-        text = f"the best entry is {best['entry'].iloc[0]}"
-    elif distinct == 1:
-        text = (
-            f"the same entry ({best['entry'].iloc[0]}) is best for every target, so a fixed choice "
-            "would do as well as any selection method here"
-        )
-    else:
-        text = (
-            f"the best entry differs across targets ({distinct} distinct best entries for "
-            f"{len(best)} targets: {mapping})"
-        )
-    if baseline:
-        wins = int((best["entry"] == baseline).sum())
-        text += f"; the baseline {baseline} is the best entry for {wins} of {_plural(len(best), 'target')}"
-    return text
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _lfc_sentence(s: pd.DataFrame, a: Analysis) -> str:
-    """Where LFC (the paper's score) and its centred variant stand among the scored methods."""
-    methods = sorted(set(s["method"]) - set(NOT_RANKED))
-    present = [m for m in ("lfc", "lfc_centered") if m in methods]
-    if not present:
-        return "LFC was not among the scored methods"
-    return "; ".join(_standing(s, a, m, len(methods)) for m in present)
-
-
-def _standing(s: pd.DataFrame, a: Analysis, method: str, n_methods: int) -> str:
-    label_of = {"lfc": "LFC", "lfc_centered": "centred LFC"}
-    parts = []
-    for metric, label in (
-        (_gain_metric(a, 1), "top-1 " + ("gain" if a.baseline else "accuracy")),
-        ("trials_to_best", "trials-to-best"),
-        ("spearman", "Spearman"),
-    ):
-        t = _ranked(s, metric)
-        if method in set(t["method"]):
-            value = float(t.loc[t["method"] == method, "mean"].iloc[0])
-            rank = 1 + int(
-                (t["mean"] < value - 1e-12).sum()
-                if metric == "trials_to_best"
-                else (t["mean"] > value + 1e-12).sum()
+    rows = []
+    for (target, shots), r in wide.iterrows():
+        cells = [
+            target,
+            shots,
+            fmt_num(r.get("n_seeds", np.nan), 0),
+            fmt_num(r.get("n_entries", np.nan), 0),
+        ]
+        for metric in AGREEMENT_METRICS:
+            ci = pd.Series(
+                {
+                    "mean": r.get(metric, np.nan),
+                    "ci_low": r.get(f"{metric}_ci_low", np.nan),
+                    "ci_high": r.get(f"{metric}_ci_high", np.nan),
+                }
             )
-            parts.append(f"{_ordinal(rank)} by {label}")
-    name = label_of[method]
-    if not parts:
-        return f"{name} has no defined metric here"
-    return f"{name} ranks {', '.join(parts)} of {_plural(n_methods, 'method')}"
-
-
-def _cost_sentence(a: Analysis, shots: str) -> str | None:
-    if not a.has_cost:
-        return None
-    c = a.cost_summary[
-        (a.cost_summary["shots"] == shots)
-        & ~a.cost_summary["method"].isin(excluded_from_ranking(a, shots))
-    ]
-    k = max(a.cost_ks)
-    c = c[c["k"] == k].dropna(subset=["cost_saved"])
-    if c.empty:
-        return None
-    lo, hi = c.loc[c["cost_saved"].idxmin()], c.loc[c["cost_saved"].idxmax()]
-    if len(c) == 1:
-        return (
-            f"selection plus fine-tuning the top-{k} saves {_percent(lo['cost_saved'])} "
-            f"({lo['method']}) of the {_seconds(lo['brute_force_seconds'])} of brute-force "
-            "fine-tuning"
-        )
+            cells.append(fmt_ci(ci, 3))
+        rows.append(cells)
+    order = sorted(range(len(rows)), key=lambda i: (sorted_shots([rows[i][1]]), rows[i][0]))
+    body = markdown_table(
+        ["target", "shots", "seeds", "entries", "Spearman", "weighted tau", "top-1 agreement"],
+        [rows[i] for i in order],
+    )
     return (
-        f"selection plus fine-tuning the top-{k} saves between {_percent(lo['cost_saved'])} "
-        f"({lo['method']}) and {_percent(hi['cost_saved'])} ({hi['method']}) of the "
-        f"{_seconds(lo['brute_force_seconds'])} of brute-force fine-tuning"
+        "How well the fine-tuning seeds agree with each other on the ranking of the entries (each "
+        "seed's test accuracy at the entry's ground-truth lr; mean over seed pairs): the ceiling no "
+        "score can beat, since a score is judged against one noisy seed (per draw) or their mean. "
+        "Intervals: 95% percentile bootstrap over the entries of the cell (method "
+        f"`{SEED_AGREEMENT}` in `metrics.csv`; its mean over targets is in the summary tables).\n\n"
+        + body
     )
 
 
-def _exclusion_clause(a: Analysis, shots: str) -> str | None:
-    refs = sorted(a.references & set(a.summary[a.summary["shots"] == shots]["method"]))
-    parts = [f"{m} (a reference method)" for m in refs]
-    few = sorted(set(fewer_entries(a, shots)) - a.references)
-    parts += [
-        f"{m} (judged on fewer entries or targets than the others, {FEWER_MARK})" for m in few
-    ]
-    if not parts:
-        return None
-    return "not ranked above: " + ", ".join(parts)
-
-
-def _ceiling_clause(s_all: pd.DataFrame, s: pd.DataFrame) -> str | None:
-    c = s_all[s_all["method"] == SEED_AGREEMENT].set_index("metric")
-    if "spearman" not in c.index or not np.isfinite(c.loc["spearman", "mean"]):
-        return None
-    text = f"fine-tuning seeds agree with each other at Spearman {_with_ci(c.loc['spearman'], 3)}"
-    if "wtau" in c.index:
-        text += f", weighted tau {_with_ci(c.loc['wtau'], 3)}"
-    if "top1_agreement" in c.index:
-        text += (
-            f" and pick the same best entry {_percent(c.loc['top1_agreement', 'mean'])} of the time"
-        )
-    text += ": the ceiling no score can beat"
-    best = _ranked(s, "spearman")
-    if not best.empty:
-        top = best.iloc[0]
-        text += f" (best method by Spearman: {top['method']}, {_num(top['mean'], 3)})"
-    return text
-
-
-def findings(a: Analysis) -> str:
-    """One paragraph of plain findings computed from the numbers (see report.md)."""
-    shots_values = sorted_shots(a.summary["shots"].unique())
-    sentences = []
-    for shots in shots_values:
-        s_all = a.summary[a.summary["shots"] == shots]
-        skipped = excluded_from_ranking(a, shots) - set(NOT_RANKED)
-        # only methods judged on every entry of every cell, and no reference, are ranked
-        s = s_all[~s_all["method"].isin(skipped)]
-        judged = a.merged[["target", "shots"]].drop_duplicates()
-        gt = a.gt.merge(judged, on=["target", "shots"])
-        gt = gt[gt["shots"] == shots]
-        n_targets = a.metrics[a.metrics["shots"] == shots]["target"].nunique()
-        prefix = f"At shots={shots}, over the" if len(shots_values) > 1 else "Over the"
-        unit = "gain" if a.baseline else "accuracy"
-        clauses = [
-            _best_clause(s, _gain_metric(a, 1), f"top-1 {unit}", 2, bool(a.baseline)),
-            _best_clause(s, _gain_metric(a, 3), f"top-3 {unit}", 2, bool(a.baseline))
-            if a.topk >= 3
-            else None,
-            _best_clause(s, "trials_to_best", "trials-to-best", 2, False),
-            _best_clause(s, "spearman", "Spearman", 3, False),
-            _best_clause(s, "wtau", "weighted tau", 3, False),
-        ]
-        clauses = [c for c in clauses if c]
-        judged_txt = f"{prefix} {n_targets} judged target{'s' if n_targets != 1 else ''}"
-        if clauses:
-            text = f"{judged_txt}, the best method " + "; ".join(clauses) + "."
-        else:
-            text = f"{judged_txt}, no selection method is judged on every entry: none is ranked."
-        extra = [
-            _exclusion_clause(a, shots),
-            _ceiling_clause(s_all, s),
-            _random_clause(s, a),
-            _spread_sentence(gt, a.spread_points),
-            _best_entry_sentence(gt, a.baseline),
-            _lfc_sentence(s, a),
-            _cost_sentence(a, shots),
-        ]
-        text += " " + " ".join(e[0].upper() + e[1:] + "." for e in extra if e)
-        if n_targets < 3:
-            text += f" With only {n_targets} target{'s' if n_targets != 1 else ''}, these rankings are anecdotal."
-        sentences.append(text)
-    return " ".join(sentences)
+def domain_markdown(a: Analysis) -> str:
+    """Means over targets per (expert, shots, method) of the multi-domain view."""
+    d = a.domain_selection
+    rows = []
+    for (expert, shots), ge in d.groupby(["expert", "shots"], sort=True):
+        refs = sorted(ge["reference"].unique())
+        for method in figures.method_order(ge["method"].unique()):
+            g = ge[ge["method"] == method]
+            hits = int((g["picked_domain"] == g["best_domain"]).sum())
+            label = method + (" (reference)" if method in a.references else "")
+            if int(g["remedied"].sum()) > 0:
+                label += f" {REMEDY_MARK}"
+            if (g["n_scored"] < g["n_domains"]).any():
+                label += f" {FEWER_MARK}"
+            rows.append(
+                [
+                    expert,
+                    shots,
+                    label,
+                    str(g["target"].nunique()),
+                    ", ".join(refs),
+                    fmt_num(g["top1_gain"].mean(), 2, True),
+                    fmt_num(g["top3_gain"].mean(), 2, True),
+                    fmt_num(g["trials_to_best"].mean(), 2),
+                    fmt_num(g["spearman"].mean(), 3),
+                    f"{hits} of {len(g)}" if method != RANDOM_EXPECTED else "-",
+                    fmt_num(g["gap"].mean(), 2, True),
+                ]
+            )
+    body = markdown_table(
+        [
+            "expert",
+            "shots",
+            "method",
+            "targets",
+            "reference",
+            "top-1 gain",
+            "top-3 gain",
+            "trials-to-best",
+            "Spearman",
+            "best domain picked",
+            "gap to best domain",
+        ],
+        rows,
+    )
+    baseline = (
+        f"the domain baseline `{a.domain_baseline}` where it is one of the expert's domains, "
+        "otherwise the mean accuracy over the expert's domains"
+        if a.domain_baseline
+        else "the mean accuracy over the expert's domains (no domain baseline configured)"
+    )
+    return (
+        "As in the paper's multi-domain zoo, each multi-domain expert's domains are ranked on their "
+        "own (the pooled tables above rank every entry of the zoo together). Gains are against "
+        f"{baseline}; means over targets (`domain_selection.csv` has every cell). "
+        f"{REMEDY_MARK}: scored with a remedy; {FEWER_MARK}: scored fewer of the expert's domains "
+        "than the other methods in some cell.\n\n" + body
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -754,105 +395,6 @@ def write_report(
         report_dir / "report.md", report_markdown(a, summary_md, figs, extra_sections)
     )
     return files
-
-
-def ceiling_markdown(a: Analysis) -> str:
-    """Per-cell table of the seed agreement (the noise ceiling) with its bootstrap intervals."""
-    t = a.seed_agreement
-    wide = t.pivot_table(
-        index=["target", "shots"], columns="metric", values="value", aggfunc="first"
-    )
-    rows = []
-    for (target, shots), r in wide.iterrows():
-        cells = [
-            target,
-            shots,
-            _num(r.get("n_seeds", np.nan), 0),
-            _num(r.get("n_entries", np.nan), 0),
-        ]
-        for metric in AGREEMENT_METRICS:
-            ci = pd.Series(
-                {
-                    "mean": r.get(metric, np.nan),
-                    "ci_low": r.get(f"{metric}_ci_low", np.nan),
-                    "ci_high": r.get(f"{metric}_ci_high", np.nan),
-                }
-            )
-            cells.append(_with_ci(ci, 3))
-        rows.append(cells)
-    order = sorted(range(len(rows)), key=lambda i: (sorted_shots([rows[i][1]]), rows[i][0]))
-    body = markdown_table(
-        ["target", "shots", "seeds", "entries", "Spearman", "weighted tau", "top-1 agreement"],
-        [rows[i] for i in order],
-    )
-    return (
-        "How well the fine-tuning seeds agree with each other on the ranking of the entries (each "
-        "seed's test accuracy at the entry's ground-truth lr; mean over seed pairs): the ceiling no "
-        "score can beat, since a score is judged against one noisy seed (per draw) or their mean. "
-        "Intervals: 95% percentile bootstrap over the entries of the cell (method "
-        f"`{SEED_AGREEMENT}` in `metrics.csv`; its mean over targets is in the summary tables).\n\n"
-        + body
-    )
-
-
-def domain_markdown(a: Analysis) -> str:
-    """Means over targets per (expert, shots, method) of the multi-domain view."""
-    d = a.domain_selection
-    rows = []
-    for (expert, shots), ge in d.groupby(["expert", "shots"], sort=True):
-        refs = sorted(ge["reference"].unique())
-        for method in figures.method_order(ge["method"].unique()):
-            g = ge[ge["method"] == method]
-            hits = int((g["picked_domain"] == g["best_domain"]).sum())
-            label = method + (" (reference)" if method in a.references else "")
-            if int(g["remedied"].sum()) > 0:
-                label += f" {REMEDY_MARK}"
-            if (g["n_scored"] < g["n_domains"]).any():
-                label += f" {FEWER_MARK}"
-            rows.append(
-                [
-                    expert,
-                    shots,
-                    label,
-                    str(g["target"].nunique()),
-                    ", ".join(refs),
-                    _num(g["top1_gain"].mean(), 2, True),
-                    _num(g["top3_gain"].mean(), 2, True),
-                    _num(g["trials_to_best"].mean(), 2),
-                    _num(g["spearman"].mean(), 3),
-                    f"{hits} of {len(g)}" if method != RANDOM_EXPECTED else "-",
-                    _num(g["gap"].mean(), 2, True),
-                ]
-            )
-    body = markdown_table(
-        [
-            "expert",
-            "shots",
-            "method",
-            "targets",
-            "reference",
-            "top-1 gain",
-            "top-3 gain",
-            "trials-to-best",
-            "Spearman",
-            "best domain picked",
-            "gap to best domain",
-        ],
-        rows,
-    )
-    baseline = (
-        f"the domain baseline `{a.domain_baseline}` where it is one of the expert's domains, "
-        "otherwise the mean accuracy over the expert's domains"
-        if a.domain_baseline
-        else "the mean accuracy over the expert's domains (no domain baseline configured)"
-    )
-    return (
-        "As in the paper's multi-domain zoo, each multi-domain expert's domains are ranked on their "
-        "own (the pooled tables above rank every entry of the zoo together). Gains are against "
-        f"{baseline}; means over targets (`domain_selection.csv` has every cell). "
-        f"{REMEDY_MARK}: scored with a remedy; {FEWER_MARK}: scored fewer of the expert's domains "
-        "than the other methods in some cell.\n\n" + body
-    )
 
 
 def _figure(figs: dict[str, Path], key: str, caption: str) -> str:

@@ -43,7 +43,7 @@ def log_analysis(
     mode: str | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> Path | None:
-    """Log one analysis (an :class:`analysis.report.Analysis`) and the written ``files`` to wandb.
+    """Log one analysis (an :class:`analysis.compute.Analysis`) and the written ``files`` to wandb.
 
     Returns the run's local folder (None when disabled). ``wandb.finish()`` is always called, also
     when logging fails.

