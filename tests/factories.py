@@ -59,6 +59,26 @@ def compose(config_name: str, overrides: list[str] | None = None, *, hydra_confi
         )
 
 
+def run_entry(
+    script: str,
+    overrides: list[str],
+    *,
+    cwd: Path = ROOT,
+    env: dict | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
+    """``python <ROOT>/<script> <overrides>`` started in ``cwd`` under :data:`ENV` (updated by
+    ``env``), output captured as text."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides],
+        cwd=cwd,
+        env={**ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 HARNESS = r"""
 import os, signal, sys, runpy
 

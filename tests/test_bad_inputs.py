@@ -18,8 +18,6 @@ import io
 import json
 import pickle
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ import finetune.sweep as ft_sweep
 import selection
 import zoo.train as zoo_train
 from selection import checks
-from tests.factories import ENV, ROOT, compose, save_tiny_expert
+from tests.factories import compose, run_entry, save_tiny_expert
 from zoo import data as datasets
 from zoo import models, samplers, store
 from zoo.data import DatasetNotFoundError
@@ -86,14 +84,7 @@ def analyze(ctx, gt: str | bytes | None, scores: str | bytes | None, *extra: str
     overrides = [f"gt={paths[0]}", f"scores={paths[1]}", f"out={folder / 'report'}", *extra]
     overrides += ["analysis.bootstrap=10", "logger=none"]
     if cli:
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "analyze.py"), *overrides],
-            cwd=folder,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = run_entry("analyze.py", overrides, cwd=folder)
         if proc.returncode:
             raise ExitStatus(proc.returncode, proc.stderr)
         return proc.stdout
