@@ -1,33 +1,31 @@
-"""Shared test helpers: Hydra composition of the project's configs, offline settings."""
+"""Fixtures shared by the test modules; offline settings for everything the tests start.
+
+Helpers that a test module imports live in :mod:`tests.factories` (pytest advises against
+importing ``conftest``).
+"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("WANDB_SILENT", "true")
-
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = ROOT / "configs"
-
-
-def compose(config_name: str, overrides: list[str] | None = None, *, hydra_config: bool = False):
-    """Compose ``configs/<config_name>.yaml`` with overrides, as the entry point would."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    import zoo.config  # noqa: F401  (registers the schemas)
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(
-            config_name=config_name, overrides=overrides or [], return_hydra_config=hydra_config
-        )
+from tests.factories import compose
 
 
 @pytest.fixture
 def compose_cfg():
     return compose
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch intra-op thread for a whole module (``pytestmark = usefixtures("one_thread")``).
+
+    The models under test are tiny: on a shared 2-core machine OpenMP threads waiting for each
+    other cost more than they bring, and no result depends on the thread count.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny import ENV, ROOT, mtimes, tiny_zoo
+from tests.factories import ENV, ROOT, mtimes, tiny_zoo
 from zoo.io import read_json
 
 

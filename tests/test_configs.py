@@ -3,16 +3,22 @@ every ``_target_`` in the composed configs instantiates."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 
 import pytest
 import yaml
 from hydra.errors import ConfigCompositionException
+from hydra.plugins.launcher import Launcher
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from tests.conftest import CONFIG_DIR, ROOT, compose
+import selection
+from selection.registry import get_method
+from tests.factories import CONFIG_DIR, ROOT, compose
+from zoo.data import available_datasets, get_info
+from zoo.data.registry import ROLES
 
 ENTRY_POINTS = ["train_zoo", "finetune", "evaluate_selection", "analyze"]
 SKIP_GROUPS = {"hydra", "local"}
@@ -58,13 +64,26 @@ def test_every_option_composes_and_instantiates(config_name, group, option, tmp_
     cfg = compose(
         config_name, [f"{group}={option}", f"paths.out_dir={tmp_path}"], hydra_config=True
     )
-    launcher = cfg.hydra.launcher
-    assert get_class(launcher._target_) is not None
+    assert issubclass(get_class(cfg.hydra.launcher._target_), Launcher)
     with open_dict(cfg):
         del cfg["hydra"]
     OmegaConf.resolve(cfg)
+    if group in ("dataset", "target"):
+        # the option names a registered dataset (of the role a target group needs)
+        name = cfg[group].name
+        roles = ("target", "fewshot_target") if group == "target" else ROLES
+        assert name == option and get_info(name).role in roles, (name, get_info(name).role)
     for node in _targets(cfg, []):
-        assert instantiate(node) is not None
+        obj = instantiate(node)
+        if isinstance(obj, functools.partial):
+            # a method node: instantiate() returns selection.score(name=..., **params) unapplied;
+            # the name must be registered and every parameter one the method takes
+            assert obj.func is selection.score
+            params = dict(obj.keywords)
+            method = get_method(params.pop("name"))
+            assert set(params) <= set(method.defaults), (method.name, sorted(params))
+        else:
+            assert type(obj).__module__ + "." + type(obj).__name__ == node._target_
 
 
 def test_every_group_of_the_design_exists():
@@ -103,10 +122,9 @@ def test_entry_point_prints_its_composed_config(command):
     )
     assert out.returncode == 0, out.stderr
     cfg = yaml.safe_load(out.stdout)
-    assert (
-        cfg["paths"]["out_dir"].endswith(cfg["benchmark"]["name"])
-        or "${" in cfg["paths"]["out_dir"]
-    )
+    # `--cfg job` prints interpolations unresolved: the folder is named through paths.out_name
+    assert cfg["paths"]["out_dir"] == "${oc.env:ZOOBENCH_OUT,outputs}/${paths.out_name}"
+    assert cfg["paths"]["out_name"] == "${benchmark.name}" and cfg["benchmark"]["name"] == "mini"
     if "target=dtd" in command:
         assert cfg["target"]["name"] == "dtd" and cfg["shots"] == 20
 
@@ -137,7 +155,12 @@ def test_benchmark_choice_switches_zoo_and_sweep():
     mini = compose("finetune")
     paper = compose("finetune", ["benchmark=paper"])
     assert mini.benchmark.name == "mini" and paper.benchmark.name == "paper"
-    assert list(paper.sweep.targets) == list(paper.benchmark.targets)
+    assert (mini.zoo.name, paper.zoo.name) == ("mini", "paper")
+    assert (mini.sweep.name, paper.sweep.name) == ("mini", "paper")
+    assert "resnet101_imagenet" in paper.zoo.entries
+    assert "resnet101_imagenet" not in mini.zoo.entries
+    assert list(paper.sweep.shots) == ["full", 20, 5]
+    assert set(paper.sweep.targets) == set(available_datasets("paper", "target"))
     assert mini.finetune.epochs != paper.finetune.epochs
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 from zoo.data import (
     DatasetNotFoundError,
     ImageDataset,

@@ -15,16 +15,9 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import compose
-from tests.tiny import selection_overrides, tiny_zoo
+from tests.factories import compose, selection_overrides, tiny_zoo
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scramble_global_rngs(seed: int) -> None:

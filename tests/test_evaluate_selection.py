@@ -304,10 +304,6 @@ def test_resolve_methods_and_bad_input(tiny_zoo, tmp_path) -> None:
         evaluate_selection_main(_cfg(tmp_path, tiny_zoo, shots="many"))
 
 
-@pytest.mark.skipif(
-    not (Path(ev.METHOD_CONFIG_DIR).parent / "zoo" / "mini.yaml").is_file(),
-    reason="configs/zoo/mini.yaml (the mini zoo) is not defined",
-)
 def test_composed_config_runs(tiny_zoo, tmp_path, compose_cfg) -> None:
     from omegaconf import open_dict
 

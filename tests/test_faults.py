@@ -1,8 +1,8 @@
 """Faults: processes SIGKILLed at seeded points, then rerun; writes that fail.
 
-Each kill test runs the real entry point in a subprocess under the kill harness of ``tests/tiny.py``
-and kills it at a point drawn from a seeded generator among its atomic writes (complete or half
-written temporary file, rename not done) or its optimizer steps. After the kill, and again after a
+Each kill test runs the real entry point in a subprocess under the kill harness of
+``tests/factories.py`` and kills it at a point drawn from a seeded generator among its atomic writes
+(complete or half written temporary file, rename not done) or its optimizer steps. After the kill, and again after a
 rerun, it checks that no result is lost, none is duplicated, and no partial file is read as valid
 (readers skip the ``.<name>.tmp-<pid>-<hex>`` temporaries a killed writer leaves).
 
@@ -26,8 +26,8 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import compose
-from tests.tiny import (
+from tests.factories import (
+    compose,
     mtimes,
     run_killable,
     save_tiny_expert,
@@ -58,12 +58,7 @@ def zoo_dir(tmp_path_factory) -> Path:
     return tiny_zoo(tmp_path_factory.mktemp("zoo"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------ atomic writes

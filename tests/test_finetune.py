@@ -33,6 +33,7 @@ from finetune.run import (
     stratified_holdout,
 )
 from finetune.sweep import finetune_main, plan_from_cfg, plan_runs
+from tests.factories import run_entry
 from zoo.data import load_split
 from zoo.models import MINI_MEAN, MINI_STD, create_model
 from zoo.multidomain import DomainBatchNorm2d, MultiDomainClassifier
@@ -41,14 +42,7 @@ from zoo.store import load_entry, save_expert
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these models are tiny, and on a shared 2-core machine OpenMP threads
-    waiting for each other cost more than they bring (results do not depend on it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # subprocesses get the same single thread
@@ -380,14 +374,7 @@ def test_hydra_multirun_one_job_per_cell(tmp_path: Path, zoo_dir: Path) -> None:
         "finetune.min_steps=2",
         "launcher=local",
     ]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "finetune.py"), *overrides],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_entry("finetune.py", overrides, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = sorted(
         p.relative_to(tmp_path / "finetune").parts[:2] for p in _results(tmp_path / "finetune")

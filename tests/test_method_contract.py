@@ -146,6 +146,33 @@ def test_bad_input_is_refused_clearly(name):
         assert label  # the case's name, for the traceback
 
 
+# The flags the evaluation acts on: the methods capped at selection.sample_cap samples (their cost
+# grows with N^2) and the static reference scores (read from the card, nothing extracted).
+QUADRATIC = {"knn_accuracy", "parc", "rsa"}
+REFERENCE = {"param_count", "source_accuracy"}
+# the inputs of every method that needs more or less than (features, labels)
+OTHER_NEEDS = {
+    "domain_similarity": ("features", "labels", "source_profile"),
+    "domain_similarity_own_space": ("features", "labels", "source_profile"),
+    "feature_density": ("features",),
+    "feature_metrics": ("features",),
+    "lgc": ("grads", "labels"),
+    "leep": ("probs", "labels"),
+    "nce": ("probs", "labels"),
+    "param_count": ("entry_info",),
+    "random": ("features", "probs"),
+    "rsa": ("features", "probe_features"),
+    "source_accuracy": ("entry_info",),
+}
+
+
+def test_registered_inputs_and_cost_flags():
+    methods = available()
+    assert {n for n, m in methods.items() if m.quadratic} == QUADRATIC
+    assert {n for n, m in methods.items() if m.reference} == REFERENCE
+    for name, method in methods.items():
+        assert method.needs == OTHER_NEEDS.get(name, ("features", "labels")), name
+
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_method_states_its_regime(name):

@@ -20,7 +20,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import selection
-from tests.tiny import ENV, ROOT, mtimes
+from tests.factories import ENV, ROOT, mtimes
 
 
 def _compose(overrides: list[str]):

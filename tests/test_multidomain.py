@@ -14,13 +14,7 @@ DOMAINS = ["a", "b"]
 CLASSES = {"a": 3, "b": 5}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: one intra-op thread is as fast, and far faster on a busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _multi(kind: str, arch: str = "resnet8", **kwargs) -> MultiDomainClassifier:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.tiny import ROOT, save_tiny_expert
+from tests.factories import ROOT, save_tiny_expert
 
 # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")

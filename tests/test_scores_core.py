@@ -33,29 +33,6 @@ def clustered(n: int, d: int, classes: int, seed: int, spread: float = 1.0):
     return features, labels
 
 
-# ---------------------------------------------------------------- registry
-
-
-def test_registered_names_needs_and_cost():
-    methods = selection.available()
-    expected = {
-        "lfc": ("features", "labels"),
-        "lfc_centered": ("features", "labels"),
-        "lgc": ("grads", "labels"),
-        "leep": ("probs", "labels"),
-        "nce": ("probs", "labels"),
-        "logme": ("features", "labels"),
-        "hscore": ("features", "labels"),
-        "hscore_shrinkage": ("features", "labels"),
-        "nleep": ("features", "labels"),
-        "parc": ("features", "labels"),
-        "rsa": ("features", "probe_features"),
-    }
-    for name, needs in expected.items():
-        assert methods[name].needs == needs, name
-        assert methods[name].quadratic == (name in ("parc", "rsa")), name
-
-
 # ---------------------------------------------------------------- LEEP
 
 

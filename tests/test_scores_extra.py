@@ -16,7 +16,7 @@ import scipy.stats
 
 from selection.methods.sfda import sfda as sfda_formula
 from selection.methods.transrate import transrate as transrate_formula
-from selection.registry import available, score
+from selection.registry import score
 
 
 def _blobs(n_per_class: int, dim: int, n_classes: int, spread: float, seed: int):
@@ -24,29 +24,6 @@ def _blobs(n_per_class: int, dim: int, n_classes: int, spread: float, seed: int)
     labels = np.repeat(np.arange(n_classes), n_per_class)
     centres = rng.normal(size=(n_classes, dim)) * spread
     return centres[labels] + rng.normal(size=(len(labels), dim)), labels
-
-
-def test_all_methods_registered_with_their_inputs():
-    methods = available()
-    expected = {
-        "domain_similarity": ("features", "labels", "source_profile"),
-        "feature_metrics": ("features",),
-        "feature_density": ("features",),
-        "feature_variance_ratio": ("features", "labels"),
-        "gbc": ("features", "labels"),
-        "transrate": ("features", "labels"),
-        "sfda": ("features", "labels"),
-        "knn_accuracy": ("features", "labels"),
-        "logistic_accuracy": ("features", "labels"),
-        "random": ("features", "probs"),
-        "param_count": ("entry_info",),
-        "source_accuracy": ("entry_info",),
-    }
-    for name, needs in expected.items():
-        assert methods[name].needs == needs, name
-        assert methods[name].reference == (name in ("param_count", "source_accuracy")), name
-    assert methods["knn_accuracy"].quadratic
-    assert not methods["logistic_accuracy"].quadratic
 
 
 # ---------------------------------------------------------------- domain similarity

@@ -33,13 +33,7 @@ from zoo.store import (
 DOMAINS = {"mini_mnist": 10, "mini_shapes": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: one intra-op thread is as fast, and far faster on a busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _perturb_bn(model: nn.Module, seed: int) -> None:

@@ -1,4 +1,6 @@
-"""Helpers of the hardening tests: a tiny zoo, subprocess settings, and a kill harness.
+"""Helpers the test modules import: config composition, a tiny zoo, subprocess settings, a kill
+harness. Importing this module (``conftest`` does, first) sets the offline defaults every test and
+subprocess runs under.
 
 The kill harness runs an entry point (``train_zoo.py``, ``finetune.py``, ``evaluate_selection.py``)
 or a ``-c`` snippet in a subprocess that SIGKILLs itself at a chosen *event*, so a test can put the
@@ -25,7 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
 ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "configs"
 # subprocesses: one thread (tiny models; OpenMP threads waiting for each other cost more than
 # they bring on a shared 2-core machine), no network, no progress bars
 ENV = {
@@ -37,6 +44,40 @@ ENV = {
     "WANDB_MODE": "disabled",
     "HYDRA_FULL_ERROR": "0",
 }
+
+
+def compose(config_name: str, overrides: list[str] | None = None, *, hydra_config: bool = False):
+    """Compose ``configs/<config_name>.yaml`` with overrides, as the entry point would."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import zoo.config  # noqa: F401  (registers the schemas)
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(
+            config_name=config_name, overrides=overrides or [], return_hydra_config=hydra_config
+        )
+
+
+def run_entry(
+    script: str,
+    overrides: list[str],
+    *,
+    cwd: Path = ROOT,
+    env: dict | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
+    """``python <ROOT>/<script> <overrides>`` started in ``cwd`` under :data:`ENV` (updated by
+    ``env``), output captured as text."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides],
+        cwd=cwd,
+        env={**ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
 
 HARNESS = r"""
 import os, signal, sys, runpy
