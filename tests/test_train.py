@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from tests.conftest import compose
+from tests.factories import compose
 from zoo.arrays import class_means, class_sums
 from zoo.card import DomainData
 from zoo.config import TrainerConfig, TrainRecipe
@@ -57,16 +57,10 @@ RECIPE = {
 ARCH_KW = {"width": 0.25}
 
 # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates
-pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: one intra-op thread is as fast, and far faster on a busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 
 def _domain(name: str, n_train: int, n_classes: int, seed: int, shift: float = 0.0) -> DomainData:
