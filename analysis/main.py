@@ -47,7 +47,7 @@ from analysis.validate import (
     read_table,
     reconcile,
 )
-from zoo.io import git_revision
+from core.io import git_revision
 
 LOGGER_TYPES = ("csv", "wandb", "none")
 

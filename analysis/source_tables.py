@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoo.io import atomic_write_text
+from core.io import atomic_write_text
 from zoo.store import expert_ids, load_card
 
 LONG_COLUMNS = ["expert_id", "arch", "type", "init", "dataset", "accuracy"]

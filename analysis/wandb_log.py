@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.metrics import RANDOM_EXPECTED
-from zoo.tracking import resolve_mode
+from core.tracking import resolve_mode
 
 
 def summary_values(summary) -> dict[str, float]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import math
 import os
 import platform
 import time
@@ -29,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from zoo.devices import (  # noqa: F401  (ACCELERATORS, PRECISIONS, resolve_precision re-exported)
+from core.devices import (  # noqa: F401  (ACCELERATORS, PRECISIONS, resolve_precision re-exported)
     ACCELERATORS,
     PRECISIONS,
     autocast,
@@ -37,60 +36,14 @@ from zoo.devices import (  # noqa: F401  (ACCELERATORS, PRECISIONS, resolve_prec
     resolve_precision,
     use_channels_last,
 )
-from zoo.io import atomic_write_json, config_hash, git_revision, read_json
+from core.io import atomic_write_json, config_hash, git_revision, read_json
+from core.keys import RESULT_FIELDS, format_lr, format_shots, parse_shots
 
 log = logging.getLogger(__name__)
 
 RESULT_NAME = "result.json"
-# fields every result.json carries; collect and the sweep's skip check rely on them
-RESULT_FIELDS = (
-    "target",
-    "shots",
-    "entry",
-    "lr",
-    "seed",
-    "test_acc",
-    "val_acc",
-    "epochs",
-    "steps",
-    "train_size",
-    "seconds",
-    "device",
-    "precision",
-    "config_hash",
-    "git_revision",
-    "finished_at",
-)
-
-
 # --------------------------------------------------------------------------------------------
 # keys and folders
-
-
-def parse_shots(shots: Any) -> int | str:
-    """``"full"`` or a positive number of images per class (an int, or a string of digits)."""
-    if isinstance(shots, str):
-        text = shots.strip()
-        if text == "full":
-            return "full"
-        if text.isdigit() and int(text) > 0:
-            return int(text)
-    elif isinstance(shots, int | np.integer) and not isinstance(shots, bool) and shots > 0:
-        return int(shots)
-    raise ValueError(f"invalid shots {shots!r}; expected 'full' or a positive integer (e.g. 20)")
-
-
-def format_shots(shots: Any) -> str:
-    """The folder / table form of shots: ``'full'`` or ``'20'``."""
-    return str(parse_shots(shots))
-
-
-def format_lr(lr: float) -> str:
-    """A canonical, stable text form of a learning rate (``0.01``, ``0.003``, ``1e-05``)."""
-    lr = float(lr)
-    if not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"invalid learning rate {lr!r}; expected a finite number >= 0")
-    return f"{lr:g}"
 
 
 def run_dir(
@@ -290,30 +243,6 @@ def describe_device(device: torch.device) -> str:
 # data
 
 
-def stratified_holdout(
-    labels: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split positions ``0..N-1`` of ``labels`` (N,) into (train, val), stratified by class, seeded.
-
-    Each class keeps round(fraction * n_c) images for validation, at least 1 and at most n_c - 1
-    (a class with a single image stays in training). Both outputs are sorted position arrays.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"invalid val_fraction {fraction}; expected a fraction in (0, 1)")
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    val = []
-    for c in np.unique(labels):
-        pos = np.flatnonzero(labels == c)
-        if len(pos) < 2:
-            continue
-        n_val = min(max(int(round(fraction * len(pos))), 1), len(pos) - 1)
-        val.append(rng.choice(pos, size=n_val, replace=False))
-    val_pos = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
-    train_pos = np.setdiff1d(np.arange(len(labels)), val_pos)
-    return train_pos, val_pos
-
-
 def _loader(
     dataset,
     batch_size: int,
@@ -483,7 +412,7 @@ def finetune_run(
     ``test_acc`` is measured on the full test split, also for few-shot runs.
     """
     from zoo.data import load_split
-    from zoo.samplers import shot_indices
+    from zoo.samplers import shot_indices, stratified_split
 
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -508,7 +437,7 @@ def finetune_run(
     picked = np.asarray(shot_indices(train_full.labels, shots, seed), dtype=np.int64)
     val_set = None
     if settings.val_fraction is not None:
-        keep, held = stratified_holdout(train_full.labels[picked], settings.val_fraction, seed)
+        keep, held = stratified_split(train_full.labels[picked], settings.val_fraction, seed)
         # validation images are seen without augmentation
         val_set = load_split(target, "train", folders.data_dir, train=False).subset(picked[held])
         picked = picked[keep]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.run import format_lr, format_shots
-from zoo.tracking import resolve_mode
+from core.tracking import resolve_mode
 
 COLUMNS = (
     "target", "shots", "entry", "lr", "seed", "test_acc", "val_acc", "steps", "seconds", "diverged"

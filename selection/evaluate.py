@@ -64,13 +64,13 @@ from selection.extract import (
     ExtractSettings,
     SourceProfile,
     _entry_fingerprint,
-    format_shots,
     load_source_profile,
     resolve_precision,
     source_datasets,
 )
 from selection.registry import Method, available, get_method, score_detail
-from zoo.io import atomic_write, is_temporary
+from core.io import atomic_write, is_temporary
+from core.keys import format_shots
 
 SCORE_COLUMNS = [
     "entry",

@@ -16,7 +16,7 @@ the target's training split, then at most ``per_class`` images per class; never 
 
 The shots subset of seed ``s`` is the training subset of the fine-tuning runs of seed ``s``
 (``zoo.samplers.shot_indices``, then, when ``val_fraction`` is set, the training part of
-``finetune.run.stratified_holdout``), so every fine-tuning seed's draw can be scored on its own.
+``zoo.samplers.stratified_split``), so every fine-tuning seed's draw can be scored on its own.
 
 Features and sketches come from one pass over the images when both are missing (the sketch's
 forward pass yields the features); features alone run under ``torch.inference_mode``.
@@ -54,9 +54,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from core.devices import ACCELERATORS, autocast, resolve_device, resolve_precision  # noqa: F401
+from core.io import atomic_path
+from core.keys import format_shots
 from selection.sketch import DEFAULT_DIM, DEFAULT_HEADS, SKETCH_ID, LGCSketcher
-from zoo.devices import ACCELERATORS, autocast, resolve_device, resolve_precision  # noqa: F401
-from zoo.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +70,6 @@ _ARRAYS = {
     "probe": ("features", "labels", "indices"),
     "source": ("means", "counts"),
 }
-
-
-def format_shots(shots: int | str) -> str:
-    """``"full"`` or the positive integer k as a string (the ``shots=<k>`` folder name)."""
-    if isinstance(shots, str) and shots == "full":
-        return "full"
-    if isinstance(shots, str) and shots.isdigit():
-        shots = int(shots)
-    if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 1:
-        raise ValueError(f"shots must be 'full' or a positive integer; got {shots!r}")
-    return str(int(shots))
 
 
 def cache_path(
@@ -171,7 +161,7 @@ class ExtractSettings:
     probe_batch_size: int = 64
     probe_weight_decay: float = 5e-4
     # training precision of the probe (features are always read in fp32): "auto" = bf16 autocast
-    # where it pays off (a GPU, a CPU with native bf16), else fp32; see zoo.devices.resolve_precision
+    # where it pays off (a GPU, a CPU with native bf16), else fp32; see core.devices.resolve_precision
     probe_precision: str = "auto"
     # the fine-tuning runs' validation hold-out (finetune.val_fraction): its images are not trained
     # on, so they are not part of the draw that is scored either
@@ -300,15 +290,13 @@ def finetune_subset(
     """Sorted indices into the training split of the images the fine-tuning runs of ``seed`` train on.
 
     The same draw as ``finetune.run.finetune_run``: ``zoo.samplers.shot_indices(labels, shots,
-    seed)``, then, with a validation hold-out, the training part of ``stratified_holdout``.
+    seed)``, then, with a validation hold-out, the training part of ``zoo.samplers.stratified_split``.
     """
-    from zoo.samplers import shot_indices
+    from zoo.samplers import shot_indices, stratified_split
 
     shot = np.asarray(shot_indices(labels, shots, seed), dtype=np.int64)
     if val_fraction is not None:
-        from finetune.run import stratified_holdout
-
-        keep, _ = stratified_holdout(labels[shot], float(val_fraction), int(seed))
+        keep, _ = stratified_split(labels[shot], float(val_fraction), int(seed))
         shot = shot[keep]
     return shot
 

@@ -20,7 +20,7 @@ def compose(config_name: str, overrides: list[str] | None = None, *, hydra_confi
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import zoo.config  # noqa: F401  (registers the schemas)
+    import core.config  # noqa: F401  (registers the schemas)
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return hydra_compose(

@@ -31,10 +31,10 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-import finetune.run as ft_run
 import finetune.sweep as ft_sweep
 import selection
 import zoo.train as zoo_train
+from core import keys
 from selection import checks
 from tests.conftest import compose
 from tests.tiny import ENV, ROOT, save_tiny_expert
@@ -272,7 +272,7 @@ CASES = [
     case("shots: larger than a class", V,
          ("class 1 has only 3 training images, fewer than shots=5", "use shots <= 3 or shots='full'"),
          lambda c: samplers.shot_indices(np.array([0] * 9 + [1] * 3), 5, 0)),
-    case("shots: not a number", V, ("shots must be 'full', None or a positive integer", "'five'"),
+    case("shots: not a number", V, ("invalid shots value 'five'", "'full' or a positive integer"),
          lambda c: samplers.shot_indices(np.array([0, 1]), "five", 0)),
     case("shots: negative labels", V, ("non-negative", "-1"),
          lambda c: samplers.shot_indices(np.array([0, -1]), 1, 0)),
@@ -394,10 +394,10 @@ CASES = [
          lambda c: finetune_run(c, "tiny_a", target="dtd")),
     case("finetune: corrupted weights", V, ("corrupted weights file", "flipped"),
          lambda c: finetune_run(c, "flipped")),
-    case("finetune: invalid shots", V, ("invalid shots 'many'", "expected 'full' or a positive integer"),
-         lambda c: ft_run.parse_shots("many")),
+    case("finetune: invalid shots", V, ("invalid shots value 'many'", "valid: 'full' or a positive integer"),
+         lambda c: keys.parse_shots("many")),
     case("finetune: negative learning rate", V, ("invalid learning rate -0.1", "finite number >= 0"),
-         lambda c: ft_run.format_lr(-0.1)),
+         lambda c: keys.format_lr(-0.1)),
     case("finetune: no training steps", V, ("invalid schedule epochs=0, min_steps=0", "at least one > 0"),
          lambda c: finetune_run(c, "tiny_a", min_steps=0)),
     case("finetune: unknown precision", V, ("unknown precision 'fp8'", "known: auto, 32, 32-true, bf16-mixed, 16-mixed"),

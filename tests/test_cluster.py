@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.tiny import ENV, ROOT, mtimes, tiny_zoo
-from zoo.io import read_json
+from core.io import read_json
 
 
 def _sweep(out: Path, zoo_dir: Path) -> subprocess.CompletedProcess:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import selection.extract as ex
-from selection.extract import Extractor, ExtractSettings, cache_path, format_shots, resolve_device
+from core.keys import format_shots
+from selection.extract import Extractor, ExtractSettings, cache_path, resolve_device
 from selection.sketch import lgc_sketch
 from zoo.models import create_model
 
@@ -284,14 +285,13 @@ def test_reference_source_profile_matches_direct_computation_and_is_cached(
 
 
 def test_selection_subset_is_the_finetuning_training_subset(zoo) -> None:
-    from finetune.run import stratified_holdout
-    from zoo.samplers import selection_indices, shot_indices
+    from zoo.samplers import selection_indices, shot_indices, stratified_split
 
     labels = zoo.dataset.labels
     for seed in (0, 5):
         shot = shot_indices(labels, 10, seed)
         np.testing.assert_array_equal(ex.finetune_subset(labels, 10, seed), shot)
-        keep, _ = stratified_holdout(labels[shot], 0.2, seed)
+        keep, _ = stratified_split(labels[shot], 0.2, seed)
         np.testing.assert_array_equal(ex.finetune_subset(labels, 10, seed, 0.2), shot[keep])
         trained = shot[keep]
         np.testing.assert_array_equal(

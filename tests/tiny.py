@@ -129,7 +129,7 @@ def was_killed(proc: subprocess.CompletedProcess) -> bool:
 
 def temporaries(root: Path) -> list[Path]:
     """zoobench temporary files left under ``root`` (by a killed writer)."""
-    from zoo.io import is_temporary
+    from core.io import is_temporary
 
     return sorted(p for p in root.rglob("*") if is_temporary(p))
 

@@ -1,6 +1,6 @@
 """The expert store: one folder per expert, a manifest derived from the cards.
 
-Layout (every file written atomically through :mod:`zoo.io`)::
+Layout (every file written atomically through :mod:`core.io`)::
 
     <zoo_dir>/<expert_id>/weights.safetensors   the expert's state dict (safetensors: never unpickled)
     <zoo_dir>/<expert_id>/card.json             what the expert is (written last: a card = a complete expert)
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from zoo.io import (
+from core.io import (
     TMP_MARK,
     atomic_path,
     atomic_write_json,
