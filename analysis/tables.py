@@ -33,7 +33,7 @@ from analysis.metrics import CELL, DRAW_MEAN, RANDOM_EXPECTED, score_order
 from core import keys
 from core.ground_truth import ground_truth
 from core.io import is_temporary
-from core.keys import SHOTS_FULL, SHOTS_UNSPECIFIED  # noqa: F401  (re-exported)
+from core.keys import ENTRY_SEP, SHOTS_FULL, SHOTS_UNSPECIFIED, split_entry  # noqa: F401  (re-exported)
 
 GT_COLUMNS = list(keys.GT_COLUMNS)
 SCORE_COLUMNS = list(keys.SCORE_COLUMNS)
@@ -327,12 +327,6 @@ def entry_gains(gt: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     return out[[*CELL, "entry", "acc", "reference", "gain"]]
 
 
-def split_entry(entry: str) -> tuple[str, str]:
-    """``"<expert>@<domain>"`` -> (expert, domain); a single-domain entry -> (entry, "")."""
-    expert, _, domain = entry.partition("@")
-    return expert, domain
-
-
 #: the reference of a multi-domain cell without its configured domain baseline
 DOMAIN_MEAN_REFERENCE = "mean over domains"
 
@@ -398,7 +392,7 @@ def domain_selection(
         random_expected_metrics,
     )
 
-    md = merged[merged["entry"].str.contains("@", regex=False)]
+    md = merged[merged["entry"].str.contains(ENTRY_SEP, regex=False)]
     if md.empty:
         return pd.DataFrame(columns=DOMAIN_COLUMNS)
     if "draw" not in md.columns:

@@ -49,9 +49,7 @@ def ground_truth(runs: pd.DataFrame) -> pd.DataFrame:
         )
     keys = list(GT_KEY)
     if runs.empty:
-        return pd.DataFrame(
-            {c: pd.Series(dtype=_NUMERIC.get(c, "object")) for c in GT_COLUMNS}
-        )
+        return pd.DataFrame({c: pd.Series(dtype=_NUMERIC.get(c, "object")) for c in GT_COLUMNS})
     bad_keys = runs[[*keys, "lr"]].isna().any(axis=1)
     if bad_keys.any():
         rows = list(runs.index[bad_keys][:10])
@@ -69,7 +67,9 @@ def ground_truth(runs: pd.DataFrame) -> pd.DataFrame:
     )
     # ascending lr inside each key, so a stable sort on -acc keeps the smaller lr of a tie first
     best = (
-        per_lr.sort_values([*keys, "acc", "lr"], ascending=[True, True, True, False, True], kind="stable")
+        per_lr.sort_values(
+            [*keys, "acc", "lr"], ascending=[True, True, True, False, True], kind="stable"
+        )
         .drop_duplicates(keys, keep="first")
         .rename(columns={"lr": "best_lr"})
     )

@@ -146,9 +146,7 @@ def format_lr(lr: Any) -> str:
     try:
         value = float(lr)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"invalid learning rate {lr!r}; expected a finite number >= 0"
-        ) from None
+        raise ValueError(f"invalid learning rate {lr!r}; expected a finite number >= 0") from None
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"invalid learning rate {lr!r}; expected a finite number >= 0")
     return f"{value:g}"
@@ -161,10 +159,14 @@ def format_lr(lr: Any) -> str:
 def split_entry(entry_id: str) -> tuple[str, str | None]:
     """``"expert@domain"`` -> ``("expert", "domain")``; ``"expert"`` -> ``("expert", None)``."""
     if not isinstance(entry_id, str) or not entry_id:
-        raise ValueError(f"invalid entry id {entry_id!r}; expected '<expert>' or '<expert>@<domain>'")
+        raise ValueError(
+            f"invalid entry id {entry_id!r}; expected '<expert>' or '<expert>@<domain>'"
+        )
     expert, sep, domain = entry_id.partition(ENTRY_SEP)
     if not expert or (sep and not domain):
-        raise ValueError(f"invalid entry id {entry_id!r}; expected '<expert>' or '<expert>@<domain>'")
+        raise ValueError(
+            f"invalid entry id {entry_id!r}; expected '<expert>' or '<expert>@<domain>'"
+        )
     return expert, (domain if sep else None)
 
 

@@ -28,9 +28,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from core.devices import (  # noqa: F401  (ACCELERATORS, PRECISIONS, resolve_precision re-exported)
-    ACCELERATORS,
-    PRECISIONS,
+from core.config import FinetuneSettings, typed
+from core.devices import (
     autocast,
     resolve_device,
     resolve_precision,
@@ -121,76 +120,6 @@ def load_result(
 
 
 @dataclass(frozen=True)
-class FinetuneSettings:
-    """Everything that decides how a run trains (the recipe, the optimiser, the device policy)."""
-
-    epochs: int = 30
-    batch_size: int = 64
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    gamma: float = 0.1
-    val_fraction: float | None = None
-    augment: bool = True
-    min_steps: int = 0
-    num_workers: int = 8
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    accelerator: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = True
-    deterministic: bool = False
-
-    def __post_init__(self) -> None:
-        if self.epochs < 0 or self.min_steps < 0 or self.epochs + self.min_steps <= 0:
-            raise ValueError(
-                f"invalid schedule epochs={self.epochs}, min_steps={self.min_steps}; "
-                "both must be >= 0 and at least one > 0"
-            )
-        if self.batch_size < 1:
-            raise ValueError(f"invalid batch_size {self.batch_size}; expected >= 1")
-        if any(not 0.0 < m < 1.0 for m in self.milestones):
-            raise ValueError(
-                f"invalid milestones {list(self.milestones)}; expected fractions in (0, 1)"
-            )
-        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(
-                f"invalid val_fraction {self.val_fraction}; expected null or a fraction in (0, 1)"
-            )
-        if self.accelerator not in ACCELERATORS:
-            raise ValueError(
-                f"unknown accelerator {self.accelerator!r}; known: {', '.join(ACCELERATORS)}"
-            )
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}"
-            )
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> FinetuneSettings:
-        """From a composed ``finetune.py`` config (its finetune, optim and trainer nodes)."""
-        ft = cfg.finetune
-        optim = cfg.optim
-        trainer = cfg.get("trainer") or {}
-        return cls(
-            epochs=int(ft.epochs),
-            batch_size=int(ft.batch_size),
-            milestones=tuple(float(m) for m in ft.milestones),
-            gamma=float(ft.gamma),
-            val_fraction=None if ft.get("val_fraction") is None else float(ft.val_fraction),
-            augment=bool(ft.augment),
-            min_steps=int(ft.get("min_steps", 0) or 0),
-            num_workers=int(ft.get("num_workers", 0) or 0),
-            momentum=float(optim.momentum),
-            nesterov=bool(optim.nesterov),
-            weight_decay=float(optim.weight_decay),
-            accelerator=str(trainer.get("accelerator", "auto")),
-            precision=str(trainer.get("precision", "auto")),
-            channels_last=bool(trainer.get("channels_last", True)),
-            deterministic=bool(trainer.get("deterministic", False)),
-        )
-
-
-@dataclass(frozen=True)
 class FinetunePaths:
     """Absolute folders a run reads from and writes to."""
 
@@ -201,16 +130,15 @@ class FinetunePaths:
     @staticmethod
     def from_cfg(paths: DictConfig | dict) -> FinetunePaths:
         """From the ``paths`` node of a composed config; relative paths are taken from the cwd."""
-        get = paths.get
         return FinetunePaths(
-            zoo_dir=Path(str(get("zoo_dir"))).expanduser().resolve(),
-            finetune_dir=Path(str(get("finetune_dir"))).expanduser().resolve(),
-            data_dir=Path(str(get("data_dir", "data"))).expanduser().resolve(),
+            zoo_dir=Path(str(paths["zoo_dir"])).expanduser().resolve(),
+            finetune_dir=Path(str(paths["finetune_dir"])).expanduser().resolve(),
+            data_dir=Path(str(paths["data_dir"])).expanduser().resolve(),
         )
 
 
 def _as_settings(cfg: FinetuneSettings | DictConfig) -> FinetuneSettings:
-    return cfg if isinstance(cfg, FinetuneSettings) else FinetuneSettings.from_cfg(cfg)
+    return cfg if isinstance(cfg, FinetuneSettings) else typed(FinetuneSettings, cfg.finetune)
 
 
 def _as_paths(paths: FinetunePaths | DictConfig | dict | None, cfg: Any) -> FinetunePaths:

@@ -186,9 +186,19 @@ def finetune_run(ctx, entry: str, target: str = "mini_polygons", shots: Any = 5,
 
 
 def extractor(ctx, **settings):
+    from core.config import SelectionConfig
     from selection.extract import Extractor, ExtractSettings
 
-    return Extractor(ExtractSettings(ctx.zoo, ctx.tmp / "nodata", ctx.tmp / "cache", **settings))
+    accelerator = settings.pop("accelerator", "auto")
+    return Extractor(
+        ExtractSettings(
+            ctx.zoo,
+            ctx.tmp / "nodata",
+            ctx.tmp / "cache",
+            selection=SelectionConfig(**settings),
+            accelerator=accelerator,
+        )
+    )
 
 
 class _Pickled:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny import ENV, ROOT, mtimes, tiny_zoo
 from core.io import read_json
+from tests.tiny import ENV, ROOT, mtimes, tiny_zoo
 
 
 def _sweep(out: Path, zoo_dir: Path) -> subprocess.CompletedProcess:

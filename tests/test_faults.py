@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 import torch
 
+from core.io import atomic_write, atomic_write_json, atomic_write_text, is_temporary, read_json
 from tests.conftest import compose
 from tests.tiny import (
     mtimes,
@@ -36,7 +37,6 @@ from tests.tiny import (
     tiny_zoo,
     was_killed,
 )
-from core.io import atomic_write, atomic_write_json, atomic_write_text, is_temporary, read_json
 
 slow = pytest.mark.slow
 

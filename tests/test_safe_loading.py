@@ -151,8 +151,8 @@ def test_malicious_weights_are_refused_wherever_an_entry_is_loaded(
 
 
 def test_dataset_pickles_allow_arrays_only(tmp_path: Path, marker: Path) -> None:
-    from zoo.data import load_split
     from core.io import load_data_pickle
+    from zoo.data import load_split
 
     batch = {
         "data": np.arange(12, dtype=np.uint8).reshape(2, 6),
