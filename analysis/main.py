@@ -31,7 +31,6 @@ from analysis.report import compute_analysis, source_tables_section, write_repor
 from analysis.tables import (
     SHOTS_UNSPECIFIED,
     expert_types,
-    ground_truth,
     load_ground_truth,
     load_manifest,
     load_runs,
@@ -49,6 +48,7 @@ from analysis.validate import (
     reconcile,
 )
 from core.config import AnalysisConfig, LoggerConfig, typed
+from core.ground_truth import ground_truth
 from core.io import git_revision
 
 LOGGER_TYPES = ("csv", "wandb", "none")

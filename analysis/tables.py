@@ -4,8 +4,9 @@ Every table is long and tidy; ``shots`` is always a string (``"full"`` or an int
 ``"20"``), so tables from different writers join on it.
 
 - runs (one row per fine-tuning run): target, shots, entry, lr, seed, test_acc (percent),
-  seconds (optional), ... -> :func:`ground_truth`
-- ground truth (one row per (target, shots, entry)): target, shots, entry, acc, best_lr, seconds, n_runs
+  seconds (optional), ... -> :func:`core.ground_truth.ground_truth`
+- ground truth (one row per (target, shots, entry)): :data:`core.keys.GT_COLUMNS`, derived by
+  :func:`core.ground_truth.ground_truth`
 - scores (one row per (target, shots, method, entry[, seed])): target, shots, method, entry, score,
   seconds, and optionally ``seed`` (the k-shot draw that was scored) and ``remedy`` (text, "" when
   the inputs were in the method's well-posed regime)

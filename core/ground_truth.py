@@ -37,7 +37,8 @@ def ground_truth(runs: pd.DataFrame) -> pd.DataFrame:
 
     Runs whose test_acc is NaN (failed) count in n_lrs, n_runs and seconds, never in acc; an entry
     whose every run failed keeps its row with acc = best_lr = NaN and n_seeds = 0. ``shots`` is
-    normalised to its text form (:func:`core.keys.format_shots`).
+    normalised to its text form (:func:`core.keys.format_shots`; ``"all"`` labels the runs of a
+    table brought without a shots column).
 
     Returns columns :data:`core.keys.GT_COLUMNS`, one row per (target, shots, entry), sorted by it.
     """
@@ -55,7 +56,7 @@ def ground_truth(runs: pd.DataFrame) -> pd.DataFrame:
         rows = list(runs.index[bad_keys][:10])
         raise ValueError(f"runs table has missing target/shots/entry/lr values at rows {rows}")
     runs = runs.assign(
-        shots=runs["shots"].map(format_shots),
+        shots=runs["shots"].map(lambda v: format_shots(v, allow_unspecified=True)),
         lr=runs["lr"].astype("float64"),
         test_acc=runs["test_acc"].astype("float64"),
         seconds=runs["seconds"].astype("float64") if "seconds" in runs.columns else np.nan,

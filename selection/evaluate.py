@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from core.config import SweepConfig, typed
 from core.io import atomic_write, is_temporary
 from core.keys import format_shots
 from selection.extract import (
@@ -149,8 +150,7 @@ def _targets(cfg: DictConfig) -> list[str]:
 def _shots(cfg: DictConfig) -> list[str]:
     shots = _plain(cfg.get("shots"))
     if shots is None:
-        sweep = cfg.get("sweep") or {}
-        shots = _plain(sweep.get("shots")) if sweep else None
+        shots = typed(SweepConfig, cfg.sweep).shots
         if not shots:
             raise ValueError("no shots: set shots=K (or full) or list sweep.shots")
     shots = shots if isinstance(shots, list) else [shots]
@@ -173,15 +173,13 @@ def is_reference_space(method: Method) -> bool:
 
 def draw_seeds(cfg: DictConfig, shots: str) -> list[int]:
     """The draws scored in a cell: ``shots=full``: ``[selection.seed]``; k shots: ``[seed]`` when the
-    config sets ``seed``, else every fine-tuning seed (``sweep.seeds``; ``[0]`` when not listed)."""
+    config sets ``seed``, else every fine-tuning seed (``sweep.seeds``)."""
     if shots == "full":
         return [int(cfg.selection.seed)]
     if cfg.get("seed") is not None:
         return [int(cfg.seed)]
-    sweep = cfg.get("sweep") or {}
-    seeds = _plain(sweep.get("seeds")) if sweep else None
-    seeds = seeds if isinstance(seeds, list) else [seeds] if seeds is not None else [0]
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    seeds = typed(SweepConfig, cfg.sweep).seeds
+    bad = [s for s in seeds if s < 0]
     if bad or not seeds:
         raise ValueError(f"sweep.seeds must list non-negative integers; got {seeds!r}")
     return sorted({int(s) for s in seeds})

@@ -426,7 +426,7 @@ CASES = [
     case("train_zoo: unknown expert type", V, ("unknown expert type 'multi-bn'", "known: single, shared, multi_bn, adapter, pretrained"),
          lambda c: zoo_train.ExpertSpec(id="x", arch="resnet8", type="multi-bn", datasets=["mini_shapes"])),
     # ---- configs (Hydra composition)
-    case("config: misspelt key", ConfigCompositionException, ("Could not override 'finetune.epoch'", "Key 'epoch' not in 'FinetuneRecipe'"),
+    case("config: misspelt key", ConfigCompositionException, ("Could not override 'finetune.epoch'", "Key 'epoch' not in 'FinetuneSettings'"),
          lambda c: compose("finetune", ["finetune.epoch=3"])),
     case("config: misspelt trainer key", ConfigCompositionException, ("Could not override 'trainer.acelerator'", "not in 'TrainerConfig'"),
          lambda c: compose("train_zoo", ["trainer.acelerator=cpu"])),
