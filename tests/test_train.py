@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 from torch.utils.data import TensorDataset
-from zoo.io import atomic_write_json, config_hash
 
 from tests.conftest import compose
+from zoo.io import atomic_write_json, config_hash
 from zoo.models import create_model
 from zoo.multidomain import DomainBatchNorm2d
 from zoo.store import CARD, load_entry, load_source_profile, load_weights
