@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-import zoo.config  # noqa: F401  (registers the config schemas)
+import core.config  # noqa: F401  (registers the config schemas)
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate_selection")

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.metrics import RANDOM_EXPECTED  # noqa: E402
 from analysis.tables import sorted_shots  # noqa: E402
-from zoo.io import atomic_write  # noqa: E402
+from core.io import atomic_write  # noqa: E402
 
 DPI = 110
 MAX_LABEL = 18

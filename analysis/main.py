@@ -12,8 +12,8 @@ Two modes, one report (see :mod:`analysis.report` for the files and their column
   a bad table stops the analysis with a message naming the rows and columns (exit status 2).
 
 Config keys read (all optional except where noted): name; gt, scores, out, baseline (bring-your-own);
-analysis.{baseline, domain_baseline, topk, bootstrap, seed, strict, cost_topk, spread_points,
-methods};
+analysis (:class:`core.config.AnalysisConfig`: baseline, domain_baseline, topk, bootstrap, seed,
+strict, cost_topk, spread_points, methods);
 paths.{out_dir (benchmark mode), finetune_dir, selection_dir, reports_dir, zoo_dir};
 logger.{type (csv|wandb|none), project, mode, entity, group}.
 """
@@ -21,17 +21,17 @@ logger.{type (csv|wandb|none), project, mode, entity, group}.
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from analysis.compute import compute_analysis
 from analysis.report import source_tables_section, write_report
 from analysis.tables import (
     SHOTS_UNSPECIFIED,
     expert_types,
-    ground_truth,
     load_ground_truth,
     load_manifest,
     load_runs,
@@ -48,16 +48,17 @@ from analysis.validate import (
     read_table,
     reconcile,
 )
-from zoo.io import git_revision
+from core.config import AnalysisConfig, LoggerConfig, typed
+from core.ground_truth import ground_truth
+from core.io import git_revision
 
 LOGGER_TYPES = ("csv", "wandb", "none")
 
 
-def _get(cfg: DictConfig, key: str, default: Any = None) -> Any:
-    value = OmegaConf.select(cfg, key, default=default)
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return default if value is None else value
+def _select(cfg: DictConfig, key: str) -> Any:
+    """A top-level or ``paths`` value of the config, None when absent (the analysis runs on a
+    composed config and on a hand-built one)."""
+    return OmegaConf.select(cfg, key)
 
 
 def _abs(path: Any) -> Path | None:
@@ -115,28 +116,25 @@ def load_benchmark(out_dir: Path, selection_dir: Path, baseline: str | None, str
 
 def run_analysis(cfg: DictConfig) -> Path:
     """Run one analysis from a composed config; returns the path of report.md."""
-    name = str(_get(cfg, "name", "analysis"))
-    gt_path, scores_path = _abs(_get(cfg, "gt")), _abs(_get(cfg, "scores"))
-    topk = int(_get(cfg, "analysis.topk", 3))
-    n_boot = int(_get(cfg, "analysis.bootstrap", 1000))
-    seed = int(_get(cfg, "analysis.seed", 0))
-    cost_ks = [int(k) for k in _get(cfg, "analysis.cost_topk", [1, 3])]
-    spread = float(_get(cfg, "analysis.spread_points", 5.0))
-    methods = _get(cfg, "analysis.methods")
-    domain_baseline = _get(cfg, "analysis.domain_baseline") or None
-    logger_type = str(_get(cfg, "logger.type", "csv"))
+    settings = typed(AnalysisConfig, _select(cfg, "analysis"))
+    logger = typed(LoggerConfig, _select(cfg, "logger"))
+    name = str(_select(cfg, "name") or "analysis")
+    gt_path, scores_path = _abs(_select(cfg, "gt")), _abs(_select(cfg, "scores"))
+    methods = settings.methods
+    domain_baseline = settings.domain_baseline or None
+    logger_type = logger.type
     if logger_type not in LOGGER_TYPES:
         raise ValueError(f"unknown logger.type {logger_type!r}; valid: {', '.join(LOGGER_TYPES)}")
 
-    reports_dir = _abs(_get(cfg, "paths.reports_dir"))
+    reports_dir = _abs(_select(cfg, "paths.reports_dir"))
     if gt_path or scores_path:
         if not (gt_path and scores_path):
             given = "gt" if gt_path else "scores"
             raise InputTableError(
                 f"bring-your-own mode needs both gt=PATH and scores=PATH; only {given}= was given"
             )
-        baseline = _get(cfg, "baseline") or None
-        report_dir = _abs(_get(cfg, "out")) or (reports_dir or Path("reports").resolve()) / name
+        baseline = _select(cfg, "baseline") or None
+        report_dir = _abs(_select(cfg, "out")) or (reports_dir or Path("reports").resolve()) / name
         gt, scores, runs = load_byo(gt_path, scores_path, baseline)
         notes: list[str] = []
         inputs = {
@@ -146,17 +144,16 @@ def run_analysis(cfg: DictConfig) -> Path:
         }
         zoo_dir, log_dir, types = None, report_dir, {}
     else:
-        out_dir = _abs(_get(cfg, "paths.out_dir"))
+        out_dir = _abs(_select(cfg, "paths.out_dir"))
         if out_dir is None:
             raise ValueError(
                 "paths.out_dir is not set: give the benchmark's output folder, or gt=PATH scores=PATH"
             )
-        selection_dir = _abs(_get(cfg, "paths.selection_dir")) or out_dir / "selection"
-        zoo_dir = _abs(_get(cfg, "paths.zoo_dir")) or out_dir / "zoo"
+        selection_dir = _abs(_select(cfg, "paths.selection_dir")) or out_dir / "selection"
+        zoo_dir = _abs(_select(cfg, "paths.zoo_dir")) or out_dir / "zoo"
         report_dir = (reports_dir or out_dir / "reports") / name
-        baseline = _get(cfg, "analysis.baseline") or None
-        strict = bool(_get(cfg, "analysis.strict", False))
-        gt, scores, runs, notes = load_benchmark(out_dir, selection_dir, baseline, strict)
+        baseline = settings.baseline or None
+        gt, scores, runs, notes = load_benchmark(out_dir, selection_dir, baseline, settings.strict)
         inputs = {
             "mode": "benchmark outputs",
             "out_dir": str(out_dir),
@@ -178,14 +175,14 @@ def run_analysis(cfg: DictConfig) -> Path:
         scores,
         name=name,
         baseline=baseline,
-        topk=topk,
-        n_boot=n_boot,
-        seed=seed,
-        cost_ks=cost_ks,
+        topk=settings.topk,
+        n_boot=settings.bootstrap,
+        seed=settings.seed,
+        cost_ks=list(settings.cost_topk),
         expert_types=types,
         notes=notes,
         inputs=inputs,
-        spread_points=spread,
+        spread_points=settings.spread_points,
         runs=runs,
         domain_baseline=domain_baseline,
     )
@@ -208,18 +205,15 @@ def run_analysis(cfg: DictConfig) -> Path:
         run_dir = log_analysis(
             analysis,
             files,
+            logger_cfg=asdict(logger),
             out_dir=log_dir,
-            project=_get(cfg, "logger.project", "zoobench"),
-            entity=_get(cfg, "logger.entity"),
-            group=_get(cfg, "logger.group"),
-            mode=_get(cfg, "logger.mode", "offline"),
             config={
                 "name": name,
                 "baseline": baseline,
                 "domain_baseline": domain_baseline,
-                "topk": topk,
-                "bootstrap": n_boot,
-                "seed": seed,
+                "topk": settings.topk,
+                "bootstrap": settings.bootstrap,
+                "seed": settings.seed,
                 **inputs,
             },
         )

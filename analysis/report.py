@@ -55,7 +55,7 @@ from analysis.findings import (
 )
 from analysis.metrics import RANDOM_EXPECTED
 from analysis.tables import sorted_shots
-from zoo.io import atomic_write, atomic_write_text
+from core.io import atomic_write, atomic_write_text
 
 # ----------------------------------------------------------------------------------------------
 # Markdown tables

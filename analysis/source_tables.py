@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoo.io import atomic_write_text
-from zoo.store import expert_ids, load_card
+from core.cards import expert_ids, load_card
+from core.io import atomic_write_text
 
 LONG_COLUMNS = ["expert_id", "arch", "type", "init", "dataset", "accuracy"]
 MULTI_ORDER = {"shared": 0, "multi_bn": 1, "adapter": 2}

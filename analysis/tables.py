@@ -4,8 +4,9 @@ Every table is long and tidy; ``shots`` is always a string (``"full"`` or an int
 ``"20"``), so tables from different writers join on it.
 
 - runs (one row per fine-tuning run): target, shots, entry, lr, seed, test_acc (percent),
-  seconds (optional), ... -> :func:`ground_truth`
-- ground truth (one row per (target, shots, entry)): target, shots, entry, acc, best_lr, seconds, n_runs
+  seconds (optional), ... -> :func:`core.ground_truth.ground_truth`
+- ground truth (one row per (target, shots, entry)): :data:`core.keys.GT_COLUMNS`, derived by
+  :func:`core.ground_truth.ground_truth`
 - scores (one row per (target, shots, method, entry[, seed])): target, shots, method, entry, score,
   seconds, and optionally ``seed`` (the k-shot draw that was scored) and ``remedy`` (text, "" when
   the inputs were in the method's well-posed regime)
@@ -23,8 +24,6 @@ truth (the seed mean); its rows carry ``draw`` = :data:`DRAW_MEAN`.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,53 +31,25 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import CELL, DRAW_MEAN, RANDOM_EXPECTED, score_order
-from zoo.io import is_temporary
+from core import keys
+from core.ground_truth import ground_truth
+from core.io import is_temporary
+from core.keys import ENTRY_SEP, SHOTS_FULL, SHOTS_UNSPECIFIED, split_entry  # noqa: F401  (re-exported)
 
-SHOTS_FULL = "full"
-#: the shots label of results brought without a shots column
-SHOTS_UNSPECIFIED = "all"
-GT_COLUMNS = ["target", "shots", "entry", "acc", "best_lr", "seconds", "n_runs"]
-SCORE_COLUMNS = ["target", "shots", "method", "entry", "score", "seconds"]
-MERGED_COLUMNS = [
-    "target",
-    "shots",
-    "method",
-    "entry",
-    "score",
-    "acc",
-    "selection_seconds",
-    "finetune_seconds",
-    "draw",
-    "remedy",
-]
-RUN_COLUMNS = ["target", "shots", "entry", "lr", "seed", "test_acc"]
-SEED_ACC_COLUMNS = ["target", "shots", "entry", "seed", "acc"]
+GT_COLUMNS = list(keys.GT_COLUMNS)
+SCORE_COLUMNS = list(keys.SCORE_COLUMNS)
+MERGED_COLUMNS = list(keys.MERGED_COLUMNS)
+RUN_COLUMNS = list(keys.RUN_REQUIRED_COLUMNS)
+SEED_ACC_COLUMNS = list(keys.SEED_ACC_COLUMNS)
 
 
 def normalize_shots(value: object) -> str:
-    """``"full"`` or a positive integer as text (20, 20.0, "20", "shots=20" -> "20").
-
-    ``"all"`` (:data:`SHOTS_UNSPECIFIED`) labels results brought without a shots column.
-    """
-    if isinstance(value, str):
-        text = value.strip().removeprefix("shots=")
-        if text.lower() in (SHOTS_FULL, SHOTS_UNSPECIFIED):
-            return text.lower()
-        if re.fullmatch(r"\d+(\.0*)?", text) and int(float(text)) > 0:
-            return str(int(float(text)))
-    elif isinstance(value, int | np.integer) and not isinstance(value, bool) and value > 0:
-        return str(int(value))
-    elif isinstance(value, float | np.floating) and math.isfinite(value) and value == int(value):
-        if value > 0:
-            return str(int(value))
-    raise ValueError(f"invalid shots value {value!r}; valid: 'full' or a positive integer")
+    """The text form of shots (:func:`core.keys.format_shots`), also accepting ``"all"``
+    (:data:`SHOTS_UNSPECIFIED`, the label of results brought without a shots column)."""
+    return keys.format_shots(value, allow_unspecified=True)
 
 
-def shots_key(shots: str) -> tuple[int, float, str]:
-    """Sort key: integer shots increasing, then 'full', then 'all'."""
-    if shots.isdigit():
-        return (0, float(shots), shots)
-    return (1, 0.0, "") if shots == SHOTS_FULL else (2, 0.0, shots)
+shots_key = keys.shots_sort_key
 
 
 def sorted_shots(values: Iterable[str]) -> list[str]:
@@ -87,46 +58,6 @@ def sorted_shots(values: Iterable[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------
 # ground truth
-
-
-def ground_truth(runs: pd.DataFrame) -> pd.DataFrame:
-    """Ground truth per (target, shots, entry) from the long table of fine-tuning runs.
-
-    ``runs`` has columns target, shots, entry, lr, seed, test_acc (percent) and optionally seconds.
-    acc = max over lr of the mean test_acc over seeds (the paper reports the best test accuracy over
-    the lr grid); best_lr = that lr (ties: the smallest lr); seconds = total seconds of every run of
-    that (target, shots, entry), i.e. the brute-force cost of the lr grid x seeds; n_runs = number of
-    runs. Runs whose test_acc is NaN (failed) still count in seconds and n_runs, not in acc.
-    Returns columns target, shots, entry, acc, best_lr, seconds, n_runs.
-    """
-    missing = [c for c in RUN_COLUMNS if c not in runs.columns]
-    if missing:
-        raise ValueError(
-            f"runs table lacks columns {missing}; found {list(runs.columns)}; required: {RUN_COLUMNS}"
-        )
-    keys = ["target", "shots", "entry"]
-    bad_keys = runs[keys + ["lr"]].isna().any(axis=1)
-    if bad_keys.any():
-        rows = list(runs.index[bad_keys][:10])
-        raise ValueError(f"runs table has missing target/shots/entry/lr values at rows {rows}")
-    runs = runs.assign(
-        shots=runs["shots"].map(normalize_shots),
-        seconds=runs["seconds"] if "seconds" in runs.columns else np.nan,
-    )
-    per_lr = (
-        runs.dropna(subset=["test_acc"])
-        .groupby([*keys, "lr"], as_index=False)["test_acc"]
-        .mean()
-        .sort_values([*keys, "test_acc", "lr"], ascending=[True, True, True, False, True])
-    )
-    best = per_lr.drop_duplicates(keys, keep="first").rename(
-        columns={"test_acc": "acc", "lr": "best_lr"}
-    )
-    cost = runs.groupby(keys, as_index=False).agg(
-        seconds=("seconds", lambda s: s.sum(min_count=1)), n_runs=("seed", "size")
-    )
-    out = cost.merge(best, on=keys, how="left")
-    return out[GT_COLUMNS].sort_values(keys, ignore_index=True)
 
 
 def seed_accuracy(runs: pd.DataFrame, gt: pd.DataFrame) -> pd.DataFrame:
@@ -186,7 +117,7 @@ def normalize_ground_truth(gt: pd.DataFrame) -> pd.DataFrame:
     if "shots" not in gt.columns:
         gt["shots"] = SHOTS_FULL
     gt["shots"] = gt["shots"].map(normalize_shots)
-    for col in ("best_lr", "seconds", "n_runs"):
+    for col in GT_COLUMNS[GT_COLUMNS.index("acc") + 1 :]:
         if col not in gt.columns:
             gt[col] = np.nan
     return gt[GT_COLUMNS].sort_values(["target", "shots", "entry"], ignore_index=True)
@@ -397,12 +328,6 @@ def entry_gains(gt: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     return out[[*CELL, "entry", "acc", "reference", "gain"]]
 
 
-def split_entry(entry: str) -> tuple[str, str]:
-    """``"<expert>@<domain>"`` -> (expert, domain); a single-domain entry -> (entry, "")."""
-    expert, _, domain = entry.partition("@")
-    return expert, domain
-
-
 #: the reference of a multi-domain cell without its configured domain baseline
 DOMAIN_MEAN_REFERENCE = "mean over domains"
 
@@ -468,7 +393,7 @@ def domain_selection(
         random_expected_metrics,
     )
 
-    md = merged[merged["entry"].str.contains("@", regex=False)]
+    md = merged[merged["entry"].str.contains(ENTRY_SEP, regex=False)]
     if md.empty:
         return pd.DataFrame(columns=DOMAIN_COLUMNS)
     if "draw" not in md.columns:

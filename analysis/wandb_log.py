@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.metrics import RANDOM_EXPECTED
-from zoo.tracking import resolve_mode
+from core.tracking import resolve_mode, wandb_run
 
 
 def summary_values(summary) -> dict[str, float]:
@@ -36,36 +36,21 @@ def log_analysis(
     analysis,
     files: Mapping[str, Path],
     *,
+    logger_cfg: Mapping[str, Any],
     out_dir: str | Path,
-    project: str = "zoobench",
-    entity: str | None = None,
-    group: str | None = None,
-    mode: str | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> Path | None:
     """Log one analysis (an :class:`analysis.compute.Analysis`) and the written ``files`` to wandb.
 
-    Returns the run's local folder (None when disabled). ``wandb.finish()`` is always called, also
-    when logging fails.
+    ``logger_cfg``: the ``logger`` node (project, entity, group, mode). Returns the run's local
+    folder (None when disabled). ``wandb.finish()`` is always called, also when logging fails.
     """
     import wandb
 
-    mode = resolve_mode(mode)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(
-        project=project or "zoobench",
-        entity=entity or None,
-        group=group or None,
-        job_type="analysis",
-        name=f"analysis-{analysis.name}",
-        dir=str(out_dir),
-        mode=mode,
-        config=dict(config or {}),
-        # an analysis is seconds of pandas: system metrics and console capture add nothing
-        settings=wandb.Settings(console="off", x_disable_stats=True),
-    )
-    try:
+    name = f"analysis-{analysis.name}"
+    with wandb_run(
+        logger_cfg, job_type="analysis", name=name, out_dir=out_dir, config=config
+    ) as run:
         payload: dict[str, Any] = {
             "metrics": wandb.Table(dataframe=analysis.metrics.astype({"value": "float64"})),
             "summary": wandb.Table(dataframe=analysis.summary),
@@ -83,7 +68,5 @@ def log_analysis(
             m for m in analysis.merged["method"].unique() if m != RANDOM_EXPECTED
         )
         run.summary["report"] = str(files.get("report", ""))
-        run_dir = Path(run.dir).parent if mode != "disabled" else None
-    finally:
-        wandb.finish()
-    return run_dir
+        disabled = resolve_mode(logger_cfg.get("mode")) == "disabled"
+        return None if disabled else Path(run.dir).parent

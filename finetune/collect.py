@@ -28,31 +28,17 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from core import keys
+from core.ground_truth import ground_truth as _ground_truth
+from core.io import atomic_write, is_temporary, read_json
 from finetune.run import RESULT_NAME, check_result
-from zoo.io import atomic_write, is_temporary, read_json
 
 log = logging.getLogger(__name__)
 
-RUN_COLUMNS = [
-    "target",
-    "shots",
-    "entry",
-    "lr",
-    "seed",
-    "test_acc",
-    "val_acc",
-    "seconds",
-    "epochs",
-    "steps",
-    "train_size",
-    "device",
-    "precision",
-    "config_hash",
-    "git_revision",
-]
-GT_COLUMNS = ["target", "shots", "entry", "acc", "best_lr", "n_seeds", "n_lrs", "n_runs", "seconds"]
-COST_COLUMNS = ["target", "shots", "seconds", "n_runs", "n_entries"]
-KEY = ["target", "shots", "entry"]
+RUN_COLUMNS = list(keys.RUN_COLUMNS)
+GT_COLUMNS = list(keys.GT_COLUMNS)
+COST_COLUMNS = list(keys.COST_COLUMNS)
+KEY = list(keys.GT_KEY)
 
 _DTYPES = {
     "target": "string",
@@ -134,45 +120,8 @@ def scan_results(finetune_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[st
 
 
 def ground_truth(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (target, shots, entry): the best lr of the seed-mean test accuracy (:data:`GT_COLUMNS`).
-
-    ``acc`` is in percent; ``seconds`` sums every run of the (target, shots, entry), so it is the
-    brute-force cost of finding that entry's accuracy. Ties in the seed mean go to the smaller lr.
-    """
-    if runs.empty:
-        return pd.DataFrame({c: pd.Series(dtype=_gt_dtype(c)) for c in GT_COLUMNS})
-    per_lr = (
-        runs.groupby([*KEY, "lr"], sort=True, observed=True)
-        .agg(acc=("test_acc", "mean"), n_seeds=("seed", "nunique"))
-        .reset_index()
-    )
-    # sorted by lr ascending within each group, so a stable sort on -acc keeps the smaller lr first
-    best = (
-        per_lr.sort_values(
-            [*KEY, "acc", "lr"], ascending=[True, True, True, False, True], kind="stable"
-        )
-        .drop_duplicates(KEY, keep="first")
-        .rename(columns={"lr": "best_lr"})
-    )
-    totals = (
-        runs.groupby(KEY, sort=True, observed=True)
-        .agg(seconds=("seconds", "sum"), n_lrs=("lr", "nunique"), n_runs=("seed", "size"))
-        .reset_index()
-    )
-    gt = best.merge(totals, on=KEY, how="inner", validate="one_to_one")
-    gt = gt[GT_COLUMNS].sort_values(KEY, ignore_index=True)
-    return gt.astype({c: _gt_dtype(c) for c in GT_COLUMNS})
-
-
-def _gt_dtype(column: str) -> str:
-    return {
-        "acc": "float64",
-        "best_lr": "float64",
-        "n_seeds": "int64",
-        "n_lrs": "int64",
-        "n_runs": "int64",
-        "seconds": "float64",
-    }.get(column, "string")
+    """:func:`core.ground_truth.ground_truth` with the key columns typed as strings."""
+    return _ground_truth(runs).astype({c: "string" for c in KEY})
 
 
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import math
 import os
 import platform
 import time
@@ -29,68 +28,21 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from zoo.devices import (  # noqa: F401  (ACCELERATORS, PRECISIONS, resolve_precision re-exported)
-    ACCELERATORS,
-    PRECISIONS,
+from core.config import FinetuneSettings, typed
+from core.devices import (
     autocast,
     resolve_device,
     resolve_precision,
     use_channels_last,
 )
-from zoo.io import atomic_write_json, config_hash, git_revision, read_json
+from core.io import atomic_write_json, config_hash, git_revision, read_json
+from core.keys import RESULT_FIELDS, format_lr, format_shots, parse_shots
 
 log = logging.getLogger(__name__)
 
 RESULT_NAME = "result.json"
-# fields every result.json carries; collect and the sweep's skip check rely on them
-RESULT_FIELDS = (
-    "target",
-    "shots",
-    "entry",
-    "lr",
-    "seed",
-    "test_acc",
-    "val_acc",
-    "epochs",
-    "steps",
-    "train_size",
-    "seconds",
-    "device",
-    "precision",
-    "config_hash",
-    "git_revision",
-    "finished_at",
-)
-
-
 # --------------------------------------------------------------------------------------------
 # keys and folders
-
-
-def parse_shots(shots: Any) -> int | str:
-    """``"full"`` or a positive number of images per class (an int, or a string of digits)."""
-    if isinstance(shots, str):
-        text = shots.strip()
-        if text == "full":
-            return "full"
-        if text.isdigit() and int(text) > 0:
-            return int(text)
-    elif isinstance(shots, int | np.integer) and not isinstance(shots, bool) and shots > 0:
-        return int(shots)
-    raise ValueError(f"invalid shots {shots!r}; expected 'full' or a positive integer (e.g. 20)")
-
-
-def format_shots(shots: Any) -> str:
-    """The folder / table form of shots: ``'full'`` or ``'20'``."""
-    return str(parse_shots(shots))
-
-
-def format_lr(lr: float) -> str:
-    """A canonical, stable text form of a learning rate (``0.01``, ``0.003``, ``1e-05``)."""
-    lr = float(lr)
-    if not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"invalid learning rate {lr!r}; expected a finite number >= 0")
-    return f"{lr:g}"
 
 
 def run_dir(
@@ -168,76 +120,6 @@ def load_result(
 
 
 @dataclass(frozen=True)
-class FinetuneSettings:
-    """Everything that decides how a run trains (the recipe, the optimiser, the device policy)."""
-
-    epochs: int = 30
-    batch_size: int = 64
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    gamma: float = 0.1
-    val_fraction: float | None = None
-    augment: bool = True
-    min_steps: int = 0
-    num_workers: int = 8
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    accelerator: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = True
-    deterministic: bool = False
-
-    def __post_init__(self) -> None:
-        if self.epochs < 0 or self.min_steps < 0 or self.epochs + self.min_steps <= 0:
-            raise ValueError(
-                f"invalid schedule epochs={self.epochs}, min_steps={self.min_steps}; "
-                "both must be >= 0 and at least one > 0"
-            )
-        if self.batch_size < 1:
-            raise ValueError(f"invalid batch_size {self.batch_size}; expected >= 1")
-        if any(not 0.0 < m < 1.0 for m in self.milestones):
-            raise ValueError(
-                f"invalid milestones {list(self.milestones)}; expected fractions in (0, 1)"
-            )
-        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(
-                f"invalid val_fraction {self.val_fraction}; expected null or a fraction in (0, 1)"
-            )
-        if self.accelerator not in ACCELERATORS:
-            raise ValueError(
-                f"unknown accelerator {self.accelerator!r}; known: {', '.join(ACCELERATORS)}"
-            )
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}"
-            )
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> FinetuneSettings:
-        """From a composed ``finetune.py`` config (its finetune, optim and trainer nodes)."""
-        ft = cfg.finetune
-        optim = cfg.optim
-        trainer = cfg.get("trainer") or {}
-        return cls(
-            epochs=int(ft.epochs),
-            batch_size=int(ft.batch_size),
-            milestones=tuple(float(m) for m in ft.milestones),
-            gamma=float(ft.gamma),
-            val_fraction=None if ft.get("val_fraction") is None else float(ft.val_fraction),
-            augment=bool(ft.augment),
-            min_steps=int(ft.get("min_steps", 0) or 0),
-            num_workers=int(ft.get("num_workers", 0) or 0),
-            momentum=float(optim.momentum),
-            nesterov=bool(optim.nesterov),
-            weight_decay=float(optim.weight_decay),
-            accelerator=str(trainer.get("accelerator", "auto")),
-            precision=str(trainer.get("precision", "auto")),
-            channels_last=bool(trainer.get("channels_last", True)),
-            deterministic=bool(trainer.get("deterministic", False)),
-        )
-
-
-@dataclass(frozen=True)
 class FinetunePaths:
     """Absolute folders a run reads from and writes to."""
 
@@ -248,16 +130,15 @@ class FinetunePaths:
     @staticmethod
     def from_cfg(paths: DictConfig | dict) -> FinetunePaths:
         """From the ``paths`` node of a composed config; relative paths are taken from the cwd."""
-        get = paths.get
         return FinetunePaths(
-            zoo_dir=Path(str(get("zoo_dir"))).expanduser().resolve(),
-            finetune_dir=Path(str(get("finetune_dir"))).expanduser().resolve(),
-            data_dir=Path(str(get("data_dir", "data"))).expanduser().resolve(),
+            zoo_dir=Path(str(paths["zoo_dir"])).expanduser().resolve(),
+            finetune_dir=Path(str(paths["finetune_dir"])).expanduser().resolve(),
+            data_dir=Path(str(paths["data_dir"])).expanduser().resolve(),
         )
 
 
 def _as_settings(cfg: FinetuneSettings | DictConfig) -> FinetuneSettings:
-    return cfg if isinstance(cfg, FinetuneSettings) else FinetuneSettings.from_cfg(cfg)
+    return cfg if isinstance(cfg, FinetuneSettings) else typed(FinetuneSettings, cfg.finetune)
 
 
 def _as_paths(paths: FinetunePaths | DictConfig | dict | None, cfg: Any) -> FinetunePaths:
@@ -288,30 +169,6 @@ def describe_device(device: torch.device) -> str:
 
 # --------------------------------------------------------------------------------------------
 # data
-
-
-def stratified_holdout(
-    labels: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split positions ``0..N-1`` of ``labels`` (N,) into (train, val), stratified by class, seeded.
-
-    Each class keeps round(fraction * n_c) images for validation, at least 1 and at most n_c - 1
-    (a class with a single image stays in training). Both outputs are sorted position arrays.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"invalid val_fraction {fraction}; expected a fraction in (0, 1)")
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    val = []
-    for c in np.unique(labels):
-        pos = np.flatnonzero(labels == c)
-        if len(pos) < 2:
-            continue
-        n_val = min(max(int(round(fraction * len(pos))), 1), len(pos) - 1)
-        val.append(rng.choice(pos, size=n_val, replace=False))
-    val_pos = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
-    train_pos = np.setdiff1d(np.arange(len(labels)), val_pos)
-    return train_pos, val_pos
 
 
 def _loader(
@@ -483,7 +340,7 @@ def finetune_run(
     ``test_acc`` is measured on the full test split, also for few-shot runs.
     """
     from zoo.data import load_split
-    from zoo.samplers import shot_indices
+    from zoo.samplers import shot_indices, stratified_split
 
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -508,7 +365,7 @@ def finetune_run(
     picked = np.asarray(shot_indices(train_full.labels, shots, seed), dtype=np.int64)
     val_set = None
     if settings.val_fraction is not None:
-        keep, held = stratified_holdout(train_full.labels[picked], settings.val_fraction, seed)
+        keep, held = stratified_split(train_full.labels[picked], settings.val_fraction, seed)
         # validation images are seen without augmentation
         val_set = load_split(target, "train", folders.data_dir, train=False).subset(picked[held])
         picked = picked[keep]

@@ -18,15 +18,13 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from core.config import FinetuneSettings, SweepConfig, typed
+from core.keys import expert_of, format_lr, format_shots, parse_shots
 from finetune.run import (
     FinetunePaths,
-    FinetuneSettings,
     expected_config_hash,
     finetune_run,
-    format_lr,
-    format_shots,
     load_result,
-    parse_shots,
     result_path,
 )
 from finetune.wandb_log import sweep_run
@@ -125,53 +123,21 @@ def zoo_entries(cfg: DictConfig, zoo_dir: Path) -> list[str]:
     """The entries to fine-tune: ``cfg.entry`` if set (each must be in the store), else
     ``zoo.entries``, else every entry of ``zoo.experts`` in the store, else every stored entry.
 
-    Entries or experts of the zoo config that are not in the store are reported and left out.
+    Entries or experts of the zoo config that are not in the store are reported and left out
+    (:func:`zoo.store.zoo_entries`).
     """
-    from zoo.store import expert_ids, list_entries
+    from zoo.store import zoo_entries as store_entries
 
-    stored = expert_ids(zoo_dir)
-    known = list_entries(zoo_dir, experts=stored)
-    chosen = _as_list(cfg.get("entry"))
+    chosen = _as_list(cfg.entry)
     if chosen:
-        chosen = [str(e) for e in chosen]
-        unknown = [e for e in chosen if e not in known]
-        if unknown:
-            raise ValueError(
-                f"unknown zoo entries {unknown} in {zoo_dir}; known: {', '.join(known) or '(empty zoo)'}"
-            )
-        return chosen
-
-    zoo = cfg.get("zoo") or {}
-    listed = _as_list(zoo.get("entries"))
-    experts = [e if isinstance(e, str) else str(e["id"]) for e in (zoo.get("experts") or [])]
-    if listed:
-        wanted = [str(e) for e in listed]
-        missing = [e for e in wanted if e not in known]
-    elif experts:
-        wanted = [e for e in known if e.split("@", 1)[0] in set(experts)]
-        missing = [e for e in experts if e not in stored]
-    else:
-        wanted, missing = known, []
-    if missing:
-        log.warning(
-            "%s of the zoo config not in the store %s: %s (train them with train_zoo.py)",
-            "entries" if listed else "experts",
-            zoo_dir,
-            ", ".join(missing),
-        )
-    entries = [e for e in wanted if e in known]
-    if not entries:
-        raise ValueError(
-            f"no zoo entries to fine-tune in {zoo_dir} (configured: "
-            f"{', '.join(map(str, listed or experts)) or 'none'}; stored: {', '.join(known) or 'none'}); "
-            "train the zoo first (python train_zoo.py) or name entries with entry=..."
-        )
-    return entries
+        return store_entries(zoo_dir, entries=[str(e) for e in chosen], strict=True)
+    experts = [e if isinstance(e, str) else str(e["id"]) for e in (cfg.zoo.experts or [])]
+    return store_entries(zoo_dir, experts, _as_list(cfg.zoo.entries), strict=False)
 
 
 def plan_from_cfg(cfg: DictConfig, zoo_dir: Path) -> list[RunKey]:
     """The runs a composed ``finetune.py`` config asks for (see configs/finetune.yaml)."""
-    sweep = cfg.sweep
+    sweep = typed(SweepConfig, cfg.sweep)
     target_node = cfg.get("target")
     if target_node is None:
         targets = list(sweep.targets)
@@ -180,10 +146,10 @@ def plan_from_cfg(cfg: DictConfig, zoo_dir: Path) -> list[RunKey]:
     else:
         targets = [str(target_node.name)]
     shots = _as_list(cfg.get("shots")) or list(sweep.shots)
-    lrs = _as_list(cfg.optim.get("lr")) or list(sweep.lrs)
+    lrs = _as_list(cfg.optim.lr) or list(sweep.lrs)
     seed = _as_list(cfg.get("seed"))
     seeds = seed if seed is not None else list(sweep.seeds)
-    full_seeds = seed if seed is not None else list(sweep.get("full_seeds") or sweep.seeds)
+    full_seeds = seed if seed is not None else list(sweep.full_seeds or sweep.seeds)
     entries = zoo_entries(cfg, zoo_dir)
     return plan_runs(targets, shots, entries, lrs, seeds, full_seeds)
 
@@ -192,7 +158,7 @@ def stored_fingerprint(entry_id: str, zoo_dir: str | Path) -> str:
     """``zoo.store.entry_fingerprint`` of an entry of the store at ``zoo_dir`` (reads its card)."""
     from zoo.store import entry_fingerprint, load_card
 
-    return entry_fingerprint(entry_id, load_card(entry_id.split("@", 1)[0], zoo_dir))
+    return entry_fingerprint(entry_id, load_card(expert_of(entry_id), zoo_dir))
 
 
 def run_sweep(
@@ -293,7 +259,7 @@ def finetune_main(cfg: DictConfig) -> SweepSummary:
     ``sweep.shots``; ``entry`` / ``optim.lr`` / ``seed`` set: only those (a value or a list).
     """
     paths = FinetunePaths.from_cfg(cfg.paths)
-    settings = FinetuneSettings.from_cfg(cfg)
+    settings = typed(FinetuneSettings, cfg.finetune)
     runs = plan_from_cfg(cfg, paths.zoo_dir)
     log.info(
         "fine-tuning %d runs: targets %s, shots %s, %d entries, lrs %s, seeds %s -> %s",
@@ -306,7 +272,7 @@ def finetune_main(cfg: DictConfig) -> SweepSummary:
         paths.finetune_dir,
     )
     out_dir = Path(str(cfg.paths.out_dir)).expanduser().resolve()
-    logger_cfg = OmegaConf.to_container(cfg.logger, resolve=True) if "logger" in cfg else {}
+    logger_cfg = OmegaConf.to_container(cfg.logger, resolve=True)
     config = {
         k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("finetune", "sweep") if k in cfg
     }

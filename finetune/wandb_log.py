@@ -10,12 +10,12 @@ go under ``<out_dir>/wandb/`` and ``wandb sync <out_dir>/wandb/offline-run-*`` u
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from finetune.run import format_lr, format_shots
-from zoo.tracking import resolve_mode
+from core.keys import format_lr, format_shots
+from core.tracking import wandb_run
 
 COLUMNS = (
     "target", "shots", "entry", "lr", "seed", "test_acc", "val_acc", "steps", "seconds", "diverged"
@@ -46,24 +46,15 @@ def sweep_run(
 
     rows: list[list] = []
     opened: list[Any] = []
-
-    def open_run() -> Any:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        return wandb.init(
-            project=logger_cfg.get("project") or "zoobench",
-            entity=logger_cfg.get("entity") or None,
-            group=logger_cfg.get("group") or None,
-            job_type="finetune",
-            name=run_name(runs),
-            dir=str(out_dir),
-            mode=resolve_mode(logger_cfg.get("mode")),
-            config=dict(config),
-            settings=wandb.Settings(console="off", x_disable_stats=True),
-        )
+    # entered by hand at the first executed run: a rerun that finds everything done opens no run
+    stack = ExitStack()
 
     def on_result(key: Any, result: Mapping[str, Any]) -> None:
         if not opened:
-            opened.append(open_run())
+            run = wandb_run(
+                logger_cfg, job_type="finetune", name=run_name(runs), out_dir=out_dir, config=config
+            )
+            opened.append(stack.enter_context(run))
         row = [
             key.target,
             format_shots(key.shots),
@@ -79,15 +70,13 @@ def sweep_run(
         rows.append(row)
         opened[0].log({"run/" + c: v for c, v in zip(COLUMNS, row) if c in ("test_acc", "seconds")})
 
-    try:
-        yield on_result
-    finally:
-        if opened:
-            run = opened[0]
-            try:
+    with stack:
+        try:
+            yield on_result
+        finally:
+            if opened:
+                run = opened[0]
                 run.log({"runs": wandb.Table(columns=list(COLUMNS), data=rows)})
                 run.summary["planned"] = len(runs)
                 run.summary["executed"] = len(rows)
                 run.summary["seconds"] = float(sum(r[COLUMNS.index("seconds")] for r in rows))
-            finally:
-                wandb.finish()

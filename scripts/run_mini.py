@@ -40,7 +40,7 @@ def resolved_paths(overrides: list[str]) -> tuple[Path, str]:
     sys.path.insert(0, str(ROOT))
     from hydra import compose, initialize_config_dir
 
-    import zoo.config  # noqa: F401
+    import core.config  # noqa: F401
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose(config_name="analyze", overrides=overrides)

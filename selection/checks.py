@@ -116,21 +116,6 @@ def class_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(labels, return_counts=True)
 
 
-def class_sums(values: np.ndarray, inverse: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per-class sums (C, D) of the rows of ``values`` (N, D); ``inverse`` (N,) class indices 0..C-1.
-
-    One sparse (C x N) indicator product: O(N D), about 7x faster than ``np.add.at`` at N = 50,000,
-    D = 512, C = 1000, and with no (C x N) dense indicator.
-    """
-    import scipy.sparse
-
-    n = len(inverse)
-    indicator = scipy.sparse.csr_array(
-        (np.ones(n), (np.asarray(inverse), np.arange(n))), shape=(n_classes, n)
-    )
-    return np.asarray(indicator @ values)
-
-
 def require_min_per_class(labels: np.ndarray, k: int, method: str) -> None:
     """Raise if some class has fewer than ``k`` samples (e.g. a covariance needs two)."""
     classes, counts = class_counts(labels)

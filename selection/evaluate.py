@@ -39,9 +39,8 @@ reference-space profile of each entry's source datasets (``Extractor.source_prof
 Reference methods get ``entry_info`` (``n_params`` of the loaded model, ``source_accuracy`` of the
 entry's domain from the card, NaN when unknown).
 
-When the ground truth ``<out_dir>/finetune_gt.parquet`` has rows for the cell, the top-k gain (against
-``analysis.baseline``), trials-to-best and Spearman's rho of each ranking are printed: each draw is
-judged against the ground truth, and the metrics printed are the mean over draws.
+Each method's ranking is printed (by the mean score over draws); ``analyze.py`` judges it against
+the fine-tuning ground truth.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,9 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from core.config import SweepConfig, typed
+from core.io import atomic_write, is_temporary
+from core.keys import format_shots
 from selection.extract import (
     CODE_VERSION,
     Extraction,
@@ -64,13 +66,11 @@ from selection.extract import (
     ExtractSettings,
     SourceProfile,
     _entry_fingerprint,
-    format_shots,
     load_source_profile,
     resolve_precision,
     source_datasets,
 )
 from selection.registry import Method, available, get_method, score_detail
-from zoo.io import atomic_write, is_temporary
 
 SCORE_COLUMNS = [
     "entry",
@@ -85,8 +85,6 @@ SCORE_COLUMNS = [
     "key",
 ]
 METHOD_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "method"
-# keys of a method YAML that are not parameters of the score
-_NOT_PARAMS = {"name", "_target_", "_partial_"}
 _FEATURE_INPUTS = {"features", "probs"}
 
 
@@ -113,7 +111,7 @@ def method_params(name: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
     node = _plain(OmegaConf.load(path)) or {}
-    return {k: v for k, v in node.items() if k not in _NOT_PARAMS and k != "defaults"}
+    return {k: v for k, v in node.items() if k not in ("name", "defaults")}
 
 
 def resolve_methods(method_cfg: Any) -> list[MethodRun]:
@@ -127,7 +125,7 @@ def resolve_methods(method_cfg: Any) -> list[MethodRun]:
     name = str(node["name"])
     if name == "all":
         return [MethodRun(n, m, method_params(n)) for n, m in available().items()]
-    params = {k: v for k, v in node.items() if k not in _NOT_PARAMS}
+    params = {k: v for k, v in node.items() if k != "name"}
     method = get_method(name)
     unknown = [k for k in params if k not in method.defaults]
     if unknown:
@@ -152,8 +150,7 @@ def _targets(cfg: DictConfig) -> list[str]:
 def _shots(cfg: DictConfig) -> list[str]:
     shots = _plain(cfg.get("shots"))
     if shots is None:
-        sweep = cfg.get("sweep") or {}
-        shots = _plain(sweep.get("shots")) if sweep else None
+        shots = typed(SweepConfig, cfg.sweep).shots
         if not shots:
             raise ValueError("no shots: set shots=K (or full) or list sweep.shots")
     shots = shots if isinstance(shots, list) else [shots]
@@ -161,38 +158,12 @@ def _shots(cfg: DictConfig) -> list[str]:
 
 
 def zoo_entries(cfg: DictConfig, zoo_dir: Path) -> list[str]:
-    """Entries of the configured zoo (``zoo.experts``; ``zoo.entries`` restricts them) in the store."""
-    from zoo.store import expert_ids, list_entries
+    """Entries of the configured zoo (``zoo.entries``, else ``zoo.experts``'s entries) in the store;
+    one that is not stored raises ValueError (:func:`zoo.store.zoo_entries`)."""
+    from zoo.store import zoo_entries as store_entries
 
-    zoo = cfg.get("zoo") or {}
-    experts = [str(e["id"]) for e in (_plain(zoo.get("experts")) or [])] or None
-    stored = expert_ids(zoo_dir)
-    if not stored:
-        raise ValueError(
-            f"empty zoo: no expert in {zoo_dir}; train the zoo first (python train_zoo.py) or set "
-            "paths.zoo_dir (or paths.out_dir) to where it was trained"
-        )
-    absent = [e for e in experts or [] if e not in stored]
-    if absent:
-        raise ValueError(
-            f"experts {absent} of the zoo config are not in the store {zoo_dir} (stored: "
-            f"{', '.join(stored)}); train them (python train_zoo.py) or list only stored experts "
-            "in zoo.experts"
-        )
-    entries = list(list_entries(zoo_dir, experts=experts))
-    wanted = _plain(zoo.get("entries")) if zoo else None
-    if wanted:
-        unknown = [e for e in wanted if e not in entries]
-        if unknown:
-            raise ValueError(
-                f"zoo.entries {unknown} are not in the zoo at {zoo_dir}; known: {entries}"
-            )
-        entries = [e for e in entries if e in wanted]
-    if not entries:
-        raise ValueError(
-            f"no zoo entries in {zoo_dir} for experts {experts}; train the zoo first (python train_zoo.py)"
-        )
-    return entries
+    experts = [str(e["id"]) for e in (_plain(cfg.zoo.experts) or [])]
+    return store_entries(zoo_dir, experts, _plain(cfg.zoo.entries), strict=True)
 
 
 def is_reference_space(method: Method) -> bool:
@@ -202,15 +173,13 @@ def is_reference_space(method: Method) -> bool:
 
 def draw_seeds(cfg: DictConfig, shots: str) -> list[int]:
     """The draws scored in a cell: ``shots=full``: ``[selection.seed]``; k shots: ``[seed]`` when the
-    config sets ``seed``, else every fine-tuning seed (``sweep.seeds``; ``[0]`` when not listed)."""
+    config sets ``seed``, else every fine-tuning seed (``sweep.seeds``)."""
     if shots == "full":
-        return [int(cfg.selection.get("seed", 0) or 0)]
+        return [int(cfg.selection.seed)]
     if cfg.get("seed") is not None:
         return [int(cfg.seed)]
-    sweep = cfg.get("sweep") or {}
-    seeds = _plain(sweep.get("seeds")) if sweep else None
-    seeds = seeds if isinstance(seeds, list) else [seeds] if seeds is not None else [0]
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    seeds = typed(SweepConfig, cfg.sweep).seeds
+    bad = [s for s in seeds if s < 0]
     if bad or not seeds:
         raise ValueError(f"sweep.seeds must list non-negative integers; got {seeds!r}")
     return sorted({int(s) for s in seeds})
@@ -246,23 +215,17 @@ def table_key(
         "shots": format_shots(shots),
         "seeds": sorted(int(s) for s in seeds),
         "entries": dict(sorted(fingerprints.items())),
-        "per_class": settings.per_class,
-        "selection_seed": settings.selection_seed,
+        "per_class": settings.selection.per_class,
+        "selection_seed": settings.selection.seed,
         "val_fraction": settings.val_fraction,
     }
     if "grads" in needs:
-        ident["lgc"] = {"heads": settings.heads, "dim": settings.dim}
+        ident["lgc"] = asdict(settings.selection.lgc)
     if "probe_features" in needs:
-        ident["probe"] = {
-            "arch": settings.probe_arch,
-            "steps": settings.probe_steps,
-            "lr": settings.probe_lr,
-            "batch_size": settings.probe_batch_size,
-            "weight_decay": settings.probe_weight_decay,
-            "precision": resolve_precision(settings.probe_precision, device)
-            if device is not None
-            else settings.probe_precision,
-        }
+        probe = asdict(settings.selection.probe)
+        if device is not None:
+            probe["precision"] = resolve_precision(probe["precision"], device)
+        ident["probe"] = probe
     if method.quadratic:
         ident["sample_cap"] = sample_cap
     if is_reference_space(method):
@@ -271,7 +234,7 @@ def table_key(
         ident["reference"] = {
             "entry": reference,
             "card": _entry_fingerprint(reference, settings.zoo_dir),
-            "source_per_class": settings.source_per_class,
+            "source_per_class": settings.selection.source_per_class,
         }
     text = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -376,7 +339,7 @@ def score_cell(
     if ref_methods and reference is None:
         raise ValueError(
             f"{', '.join(m.name for m in ref_methods)} measure every entry with one reference "
-            "extractor: set selection.reference_entry (or analysis.baseline) to a zoo entry"
+            "extractor: set selection.reference_entry to a zoo entry"
         )
     own_needs = set().union(*(m.method.needs for m in methods if m not in ref_methods))
     needs = set().union(*(m.method.needs for m in methods))
@@ -517,18 +480,6 @@ def score_cell(
     return rows
 
 
-def _ground_truth(out_dir: Path, target: str, shots: str) -> pd.DataFrame | None:
-    path = out_dir / "finetune_gt.parquet"
-    if not path.is_file():
-        return None
-    gt = pd.read_parquet(path)
-    if not {"target", "shots", "entry", "acc"} <= set(gt.columns):
-        print(f"  note: {path} lacks target/shots/entry/acc columns; no ranking metrics")
-        return None
-    cell = gt[(gt["target"].astype(str) == target) & (gt["shots"].astype(str) == shots)]
-    return cell[["entry", "acc"]].astype({"entry": str}) if len(cell) else None
-
-
 def _draws(table: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
     """(seed, rows of that draw) of a score table; a table without ``seed`` is one draw (seed 0)."""
     table = table.assign(entry=table["entry"].astype(str))
@@ -541,23 +492,12 @@ def report_cell(
     tables: dict[str, pd.DataFrame],
     target: str,
     shots: str,
-    gt: pd.DataFrame | None,
-    baseline: str | None,
-    topk: int,
     entries: list[str] | None = None,
 ) -> None:
-    """Print each method's ranking and, with ground truth, its top-k gain, trials-to-best, Spearman.
+    """Print each method's ranking (by the mean score over draws); ``analyze.py`` judges it.
 
-    With several draws the ranking shown is by the mean score over draws, and each metric is
-    computed per draw (against the ground truth, the seed mean) and averaged over draws. A method
-    that scored fewer than ``entries`` gets a note: its metrics are over fewer entries.
+    A method that scored fewer than ``entries`` gets a note naming the entries it left out.
     """
-    metrics = None
-    if gt is not None:
-        try:
-            from analysis import metrics
-        except ImportError as e:
-            print(f"  note: analysis.metrics is not available ({e}); no ranking metrics")
     single = len(tables) == 1
     for name, table in tables.items():
         draws = _draws(table)
@@ -571,58 +511,19 @@ def report_cell(
         if entries is not None:
             lost = [e for e in entries if e not in set(mean["entry"])]
             if lost:
-                print(
-                    f"  note: {name} scored {len(mean)} of {len(entries)} entries (not {lost});"
-                    " its metrics are over fewer entries"
-                )
+                print(f"  note: {name} scored {len(mean)} of {len(entries)} entries (not {lost})")
         if single:
             print(f"\nranking of {name} on {target} shots={shots}{over}:")
             for pos, row in enumerate(mean.itertuples(), 1):
                 print(f"  {pos:3d}. {row.entry:40s} {row.score: .6g}  ({row.seconds:.2f}s)")
-            line = ""
         else:
-            line = f"  {name:24s} top: {' > '.join(mean['entry'].head(3))}"
-        if metrics is not None and gt is not None:
-            gains, trials, rhos, sizes, k = [], [], [], [], None
-            base = gt.loc[gt["entry"] == baseline, "acc"] if baseline else pd.Series(dtype=float)
-            for _, part in draws:
-                merged = part.merge(gt, on="entry", how="inner")
-                if len(merged) < len(part):
-                    lost = sorted(set(part["entry"]) - set(merged["entry"]))
-                    print(f"  note: no ground truth for {lost}; metrics over {len(merged)} entries")
-                if not len(merged):
-                    continue
-                s, a = merged["score"].to_numpy(float), merged["acc"].to_numpy(float)
-                if len(base):
-                    k = min(topk, len(merged))
-                    gains.append(metrics.topk_gain(s, a, float(base.iloc[0]), k))
-                trials.append(metrics.trials_to_best(s, a))
-                rhos.append(metrics.spearman(s, a))
-                sizes.append(len(merged))
-            if trials:
-                parts = []
-                if gains:
-                    parts.append(f"top-{k} gain {np.mean(gains):+.2f} vs {baseline}")
-                t = f"{trials[0]}" if len(trials) == 1 else f"{np.mean(trials):.2f}"
-                parts.append(f"trials-to-best {t}/{max(sizes)}")
-                parts.append(f"spearman {np.mean(rhos):+.3f}")
-                if len(trials) > 1:
-                    parts.append(f"mean over {len(trials)} draws")
-                line += ("  | " if line else "  ") + ", ".join(parts)
-        if line:
-            print(line)
+            print(f"  {name:24s} top: {' > '.join(mean['entry'].head(3))}{over}")
 
 
-def reference_entry(cfg: DictConfig, zoo_dir: Path) -> str | None:
-    """``selection.reference_entry`` (default ``analysis.baseline``), checked against the store;
-    None when neither is set."""
+def reference_entry(ref: str | None, zoo_dir: Path) -> str | None:
+    """``selection.reference_entry`` checked against the store; None when it is not set."""
     from zoo.store import list_entries
 
-    sel = cfg.get("selection") or {}
-    analysis = cfg.get("analysis") or {}
-    ref = (sel.get("reference_entry") if sel else None) or (
-        analysis.get("baseline") if analysis else None
-    )
     if ref is None:
         return None
     known = list_entries(zoo_dir)
@@ -637,23 +538,18 @@ def reference_entry(cfg: DictConfig, zoo_dir: Path) -> str | None:
 def evaluate_selection_main(cfg: DictConfig) -> dict[tuple[str, str, str], pd.DataFrame]:
     """Score the zoo for every (target, shots, method) of ``cfg``; returns the score tables."""
     settings = ExtractSettings.from_cfg(cfg)
-    out_dir = Path(cfg.paths.out_dir).resolve()
     selection_dir = Path(cfg.paths.selection_dir).resolve()
     methods = resolve_methods(cfg.method)
     targets, shots_list = _targets(cfg), _shots(cfg)
-    sel = cfg.selection
-    sample_cap = int(sel.get("sample_cap")) if sel.get("sample_cap") else None
-    analysis = cfg.get("analysis") or {}
-    baseline = analysis.get("baseline") if analysis else None
-    topk = int(analysis.get("topk", 3)) if analysis else 3
+    sample_cap = settings.selection.sample_cap
     entries = zoo_entries(cfg, settings.zoo_dir)
     reference = None
     if any(is_reference_space(m.method) for m in methods):
-        reference = reference_entry(cfg, settings.zoo_dir)
+        reference = reference_entry(settings.selection.reference_entry, settings.zoo_dir)
         if reference is None:
             raise ValueError(
                 "domain_similarity measures every entry with one reference extractor: set "
-                "selection.reference_entry (or analysis.baseline) to a zoo entry"
+                "selection.reference_entry to a zoo entry"
             )
     fingerprints = {e: _entry_fingerprint(e, settings.zoo_dir) for e in entries}
     extractor = Extractor(settings)
@@ -702,7 +598,7 @@ def evaluate_selection_main(cfg: DictConfig) -> dict[tuple[str, str, str], pd.Da
                     entries,
                     todo,
                     sample_cap=sample_cap,
-                    cap_seed=int(settings.selection_seed),
+                    cap_seed=int(settings.selection.seed),
                     reference=reference,
                     keys=keys,
                 )
@@ -719,13 +615,5 @@ def evaluate_selection_main(cfg: DictConfig) -> dict[tuple[str, str, str], pd.Da
             ordered = {m.name: tables[m.name] for m in methods if m.name in tables}
             for name, table in ordered.items():
                 results[(target, shots, name)] = table
-            report_cell(
-                ordered,
-                target,
-                shots,
-                _ground_truth(out_dir, target, shots),
-                baseline,
-                topk,
-                entries,
-            )
+            report_cell(ordered, target, shots, entries)
     return results

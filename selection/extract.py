@@ -7,7 +7,7 @@ the target's training split, then at most ``per_class`` images per class; never 
   (N, Cs) (softmax of the entry's own head; a multi-domain entry's head is its domain's), with the
   samples' labels (N,) and their indices (N,) into the training split;
 - ``lgc``: the LGC gradients (N, heads * columns per head) (:mod:`selection.sketch`);
-- ``probe``: RSA's probe features: a small network (``probe_arch``) trained briefly on the selection
+- ``probe``: RSA's probe features: a small network (``selection.probe.arch``) trained briefly on the selection
   samples, seeded, then its penultimate features of the same samples. One probe per (target, shots,
   seed), shared by every entry;
 - ``source``: a source dataset's profile in a *reference* entry's feature space (Domain Similarity):
@@ -16,7 +16,7 @@ the target's training split, then at most ``per_class`` images per class; never 
 
 The shots subset of seed ``s`` is the training subset of the fine-tuning runs of seed ``s``
 (``zoo.samplers.shot_indices``, then, when ``val_fraction`` is set, the training part of
-``finetune.run.stratified_holdout``), so every fine-tuning seed's draw can be scored on its own.
+``zoo.samplers.stratified_split``), so every fine-tuning seed's draw can be scored on its own.
 
 Features and sketches come from one pass over the images when both are missing (the sketch's
 forward pass yields the features); features alone run under ``torch.inference_mode``.
@@ -46,17 +46,21 @@ import logging
 import os
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from selection.sketch import DEFAULT_DIM, DEFAULT_HEADS, SKETCH_ID, LGCSketcher
-from zoo.devices import ACCELERATORS, autocast, resolve_device, resolve_precision  # noqa: F401
-from zoo.io import atomic_path
+from core.config import SelectionConfig, typed
+from core.devices import ACCELERATORS, autocast, resolve_device, resolve_precision  # noqa: F401
+from core.io import atomic_path
+from core.keys import expert_of, format_shots, split_entry
+from selection.linalg import class_sums
+from selection.sketch import SKETCH_ID, LGCSketcher
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +73,6 @@ _ARRAYS = {
     "probe": ("features", "labels", "indices"),
     "source": ("means", "counts"),
 }
-
-
-def format_shots(shots: int | str) -> str:
-    """``"full"`` or the positive integer k as a string (the ``shots=<k>`` folder name)."""
-    if isinstance(shots, str) and shots == "full":
-        return "full"
-    if isinstance(shots, str) and shots.isdigit():
-        shots = int(shots)
-    if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 1:
-        raise ValueError(f"shots must be 'full' or a positive integer; got {shots!r}")
-    return str(int(shots))
 
 
 def cache_path(
@@ -150,86 +143,36 @@ def _normalise(key: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    """Where things are and how to extract (``selection.*`` and ``paths.*`` of the config)."""
+    """Where things are and how to extract: the ``paths``, the ``selection`` node (typed), the
+    device (``trainer.accelerator``) and the fine-tuning hold-out (``finetune.val_fraction``)."""
 
     zoo_dir: Path
     data_dir: Path
     cache_dir: Path
-    per_class: int = 50
-    selection_seed: int = 0
-    batch_size: int = 256
-    heads: int = DEFAULT_HEADS
-    dim: int = DEFAULT_DIM
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     accelerator: str = "auto"
-    cache: bool = True
-    # data-loading workers (0 = in the main process; mini datasets live in memory)
-    num_workers: int = 0
-    # RSA's probe network (the paper: a ResNet-18 with the fine-tuning recipe; here a short SGD run)
-    probe_arch: str = "resnet8"
-    probe_steps: int = 200
-    probe_lr: float = 0.05
-    probe_batch_size: int = 64
-    probe_weight_decay: float = 5e-4
-    # training precision of the probe (features are always read in fp32): "auto" = bf16 autocast
-    # where it pays off (a GPU, a CPU with native bf16), else fp32; see zoo.devices.resolve_precision
-    probe_precision: str = "auto"
     # the fine-tuning runs' validation hold-out (finetune.val_fraction): its images are not trained
     # on, so they are not part of the draw that is scored either
     val_fraction: float | None = None
-    # images per source class for the reference-space source profiles of Domain Similarity
-    source_per_class: int = 50
 
     def __post_init__(self) -> None:
         if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
             raise ValueError(
                 f"val_fraction must be null or a fraction in (0, 1); got {self.val_fraction!r}"
             )
-        for name in (
-            "per_class",
-            "batch_size",
-            "heads",
-            "dim",
-            "probe_steps",
-            "probe_batch_size",
-            "source_per_class",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"selection setting {name} must be a positive integer; got {value!r}"
-                )
         resolve_device(self.accelerator)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> ExtractSettings:
         """From a composed ``evaluate_selection`` config (paths resolved to absolute paths)."""
-        sel = cfg.selection
-        lgc = sel.get("lgc") or {}
-        probe = sel.get("probe") or {}
-        trainer = cfg.get("trainer") or {}
-        finetune = cfg.get("finetune") or {}
-        val_fraction = finetune.get("val_fraction") if finetune else None
-        defaults = cls(Path("."), Path("."), Path("."))
+        val_fraction = OmegaConf.select(cfg, "finetune.val_fraction")
         return cls(
             zoo_dir=Path(cfg.paths.zoo_dir).resolve(),
             data_dir=Path(cfg.paths.data_dir).resolve(),
             cache_dir=Path(cfg.paths.cache_dir).resolve(),
-            per_class=int(sel.get("per_class", defaults.per_class)),
-            selection_seed=int(sel.get("seed", defaults.selection_seed)),
-            batch_size=int(sel.get("batch_size", defaults.batch_size)),
-            heads=int(lgc.get("heads", defaults.heads)),
-            dim=int(lgc.get("dim", defaults.dim)),
-            accelerator=str(trainer.get("accelerator", "auto")),
-            cache=bool(sel.get("cache", True)),
-            num_workers=int(sel.get("num_workers", defaults.num_workers)),
-            probe_arch=str(probe.get("arch", defaults.probe_arch)),
-            probe_steps=int(probe.get("steps", defaults.probe_steps)),
-            probe_lr=float(probe.get("lr", defaults.probe_lr)),
-            probe_batch_size=int(probe.get("batch_size", defaults.probe_batch_size)),
-            probe_weight_decay=float(probe.get("weight_decay", defaults.probe_weight_decay)),
-            probe_precision=str(probe.get("precision", defaults.probe_precision)),
+            selection=typed(SelectionConfig, cfg.selection),
+            accelerator=str(cfg.trainer.accelerator),
             val_fraction=None if val_fraction is None else float(val_fraction),
-            source_per_class=int(sel.get("source_per_class", defaults.source_per_class)),
         )
 
 
@@ -279,8 +222,7 @@ def _load_entry(entry_id: str, zoo_dir: Path) -> Any:
 
 def _entry_fingerprint(entry_id: str, zoo_dir: Path) -> str:
     """A hash of the expert's card file: a retrained expert gets a new card, so a new cache key."""
-    expert_id = entry_id.split("@", 1)[0]
-    card = Path(zoo_dir) / expert_id / "card.json"
+    card = Path(zoo_dir) / expert_of(entry_id) / "card.json"
     if not card.is_file():
         # let the store raise its own error (it lists the known entries)
         _load_entry(entry_id, zoo_dir)
@@ -300,15 +242,13 @@ def finetune_subset(
     """Sorted indices into the training split of the images the fine-tuning runs of ``seed`` train on.
 
     The same draw as ``finetune.run.finetune_run``: ``zoo.samplers.shot_indices(labels, shots,
-    seed)``, then, with a validation hold-out, the training part of ``stratified_holdout``.
+    seed)``, then, with a validation hold-out, the training part of ``zoo.samplers.stratified_split``.
     """
-    from zoo.samplers import shot_indices
+    from zoo.samplers import shot_indices, stratified_split
 
     shot = np.asarray(shot_indices(labels, shots, seed), dtype=np.int64)
     if val_fraction is not None:
-        from finetune.run import stratified_holdout
-
-        keep, _ = stratified_holdout(labels[shot], float(val_fraction), int(seed))
+        keep, _ = stratified_split(labels[shot], float(val_fraction), int(seed))
         shot = shot[keep]
     return shot
 
@@ -503,8 +443,8 @@ class Extractor:
             labels,
             shots,
             seed,
-            self.settings.per_class,
-            self.settings.selection_seed,
+            self.settings.selection.per_class,
+            self.settings.selection.seed,
             self.settings.val_fraction,
         )
         return full.subset(idx), idx, labels[idx]
@@ -521,8 +461,8 @@ class Extractor:
             "target": target,
             "shots": format_shots(shots),
             "seed": int(seed),
-            "per_class": s.per_class,
-            "selection_seed": s.selection_seed,
+            "per_class": s.selection.per_class,
+            "selection_seed": s.selection.seed,
         }
         if (
             s.val_fraction is not None
@@ -532,17 +472,22 @@ class Extractor:
             key["entry"] = entry
             key["card"] = _entry_fingerprint(entry, s.zoo_dir)
         if kind == "lgc":
-            key.update(heads=s.heads, dim=s.dim, sketch_seed=s.selection_seed, sketch=SKETCH_ID)
-        if kind == "probe":
             key.update(
-                arch=s.probe_arch,
-                steps=s.probe_steps,
-                lr=s.probe_lr,
-                batch_size=s.probe_batch_size,
-                weight_decay=s.probe_weight_decay,
-                precision=resolve_precision(s.probe_precision, self.device),
+                heads=s.selection.lgc.heads,
+                dim=s.selection.lgc.dim,
+                sketch_seed=s.selection.seed,
+                sketch=SKETCH_ID,
             )
+        if kind == "probe":
+            key.update(self.probe_settings())
         return key
+
+    def probe_settings(self) -> dict[str, Any]:
+        """RSA's probe settings (``selection.probe``) with the precision resolved for the device:
+        the probe cache key holds them and :func:`train_probe` takes them."""
+        probe = asdict(self.settings.selection.probe)
+        probe["precision"] = resolve_precision(probe["precision"], self.device)
+        return probe
 
     # -- extraction --------------------------------------------------------------------------------
     def extract(
@@ -563,13 +508,20 @@ class Extractor:
         kinds = [k for k, want in (("features", features), ("lgc", lgc)) if want]
         keys = {k: self.key(k, entry_id, target, shots, seed) for k in kinds}
         paths = {k: cache_path(s.cache_dir, entry_id, target, shots, seed, k) for k in kinds}
-        found = {k: read_cache(paths[k], keys[k], _ARRAYS[k]) if s.cache else None for k in kinds}
+        found = {
+            k: read_cache(paths[k], keys[k], _ARRAYS[k]) if s.selection.cache else None
+            for k in kinds
+        }
         missing = [k for k in kinds if found[k] is None]
         if missing:
             entry = _load_entry(entry_id, s.zoo_dir)
             subset, idx, labels = self.samples(target, shots, seed)
             sketch = (
-                {"heads": s.heads, "dim": s.dim, "seed": s.selection_seed}
+                {
+                    "heads": s.selection.lgc.heads,
+                    "dim": s.selection.lgc.dim,
+                    "seed": s.selection.seed,
+                }
                 if "lgc" in missing
                 else None
             )
@@ -577,10 +529,10 @@ class Extractor:
                 entry.model,
                 subset,
                 device=self.device,
-                batch_size=s.batch_size,
+                batch_size=s.selection.batch_size,
                 sketch=sketch,
                 renorm=_renormalise(subset, entry, self.device),
-                num_workers=s.num_workers,
+                num_workers=s.selection.num_workers,
             )
             del entry
             made = {"features": {"features": arrays["features"], "probs": arrays["probs"]}}
@@ -590,9 +542,9 @@ class Extractor:
                 arrs.update(labels=labels, indices=idx)
                 if kind in missing:
                     found[kind] = (arrs, seconds[kind])
-                    if s.cache:
+                    if s.selection.cache:
                         write_cache(paths[kind], keys[kind], arrs, seconds[kind])
-                elif kind not in kinds and s.cache:
+                elif kind not in kinds and s.selection.cache:
                     # a sketch pass yields the features too: cache them unless already there
                     key = self.key(kind, entry_id, target, shots, seed)
                     path = cache_path(s.cache_dir, entry_id, target, shots, seed, kind)
@@ -626,7 +578,7 @@ class Extractor:
         s = self.settings
         key = self.key("probe", None, target, shots, seed)
         path = cache_path(s.cache_dir, "", target, shots, seed, "probe")
-        hit = read_cache(path, key, _ARRAYS["probe"]) if s.cache else None
+        hit = read_cache(path, key, _ARRAYS["probe"]) if s.selection.cache else None
         if hit is not None:
             arrs, seconds = hit
             return Probe(
@@ -645,20 +597,15 @@ class Extractor:
             train_set,
             subset,
             num_classes,
-            arch=s.probe_arch,
-            steps=s.probe_steps,
-            lr=s.probe_lr,
-            batch_size=s.probe_batch_size,
-            weight_decay=s.probe_weight_decay,
-            precision=resolve_precision(s.probe_precision, self.device),
-            seed=int(np.random.SeedSequence([s.selection_seed, int(seed)]).generate_state(1)[0]),
+            **self.probe_settings(),
+            seed=int(np.random.SeedSequence([s.selection.seed, int(seed)]).generate_state(1)[0]),
             device=self.device,
-            eval_batch_size=s.batch_size,
-            num_workers=s.num_workers,
+            eval_batch_size=s.selection.batch_size,
+            num_workers=s.selection.num_workers,
         )
         seconds = time.perf_counter() - start
         arrs = {"features": feats, "labels": labels, "indices": idx}
-        if s.cache:
+        if s.selection.cache:
             write_cache(path, key, arrs, seconds)
         return Probe(np.asarray(feats, np.float64), labels, idx, seconds, False)
 
@@ -672,8 +619,8 @@ class Extractor:
             "entry": reference,
             "card": _entry_fingerprint(reference, s.zoo_dir),
             "dataset": dataset,
-            "source_per_class": s.source_per_class,
-            "selection_seed": s.selection_seed,
+            "source_per_class": s.selection.source_per_class,
+            "selection_seed": s.selection.seed,
         }
 
     def source_profile(
@@ -695,7 +642,7 @@ class Extractor:
         for name in datasets:
             key = self.source_key(reference, name)
             path = source_cache_path(s.cache_dir, reference, name)
-            hit = read_cache(path, key, _ARRAYS["source"]) if s.cache else None
+            hit = read_cache(path, key, _ARRAYS["source"]) if s.selection.cache else None
             if hit is None:
                 from zoo.samplers import selection_indices
 
@@ -705,7 +652,8 @@ class Extractor:
                 info = getattr(full, "info", None)
                 n_classes = int(info.num_classes) if info is not None else int(labels.max()) + 1
                 idx = np.asarray(
-                    selection_indices(labels, s.source_per_class, s.selection_seed), np.int64
+                    selection_indices(labels, s.selection.source_per_class, s.selection.seed),
+                    np.int64,
                 )
                 subset = full.subset(idx)
                 entry = _load_entry(reference, s.zoo_dir)
@@ -713,21 +661,20 @@ class Extractor:
                     entry.model,
                     subset,
                     device=self.device,
-                    batch_size=s.batch_size,
+                    batch_size=s.selection.batch_size,
                     renorm=_renormalise(subset, entry, self.device),
-                    num_workers=s.num_workers,
+                    num_workers=s.selection.num_workers,
                 )
                 del entry
                 feats = arrays["features"].astype(np.float64)
-                sums = np.zeros((n_classes, feats.shape[1]))
-                np.add.at(sums, labels[idx], feats)
+                sums = class_sums(feats, labels[idx], n_classes)
                 sampled = np.bincount(labels[idx], minlength=n_classes)
                 arrs = {
                     "means": sums / np.maximum(sampled, 1)[:, None],
                     "counts": np.bincount(labels, minlength=n_classes).astype(np.int64),
                 }
                 hit = (arrs, secs["features"])
-                if s.cache:
+                if s.selection.cache:
                     write_cache(path, key, arrs, hit[1])
             means.append(np.asarray(hit[0]["means"], np.float64))
             counts.append(np.asarray(hit[0]["counts"], np.int64))
@@ -761,8 +708,8 @@ class SourceProfile:
 def _entry_domain(card: dict, entry_id: str) -> dict:
     """The card's domain dict of ``entry_id`` (``expert@domain``: that domain; else the first)."""
     domains = card.get("domains") or []
-    if "@" in entry_id:
-        name = entry_id.split("@", 1)[1]
+    name = split_entry(entry_id)[1]
+    if name is not None:
         for d in domains:
             if d.get("name") == name:
                 return d
@@ -796,10 +743,10 @@ def source_datasets(entry_id: str, zoo_dir: str | os.PathLike) -> list[str]:
     names none."""
     from zoo.store import load_card
 
-    card = load_card(entry_id.split("@", 1)[0], zoo_dir)
+    card = load_card(expert_of(entry_id), zoo_dir)
     domain = _entry_domain(card, entry_id)
     names = list(domain.get("datasets") or [])
-    if not names and "@" not in entry_id:
+    if not names and split_entry(entry_id)[1] is None:
         names = list(card.get("sources") or [])
     if not names:
         raise ValueError(f"the card of entry {entry_id!r} names no source datasets")

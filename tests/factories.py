@@ -51,7 +51,7 @@ def compose(config_name: str, overrides: list[str] | None = None, *, hydra_confi
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import zoo.config  # noqa: F401  (registers the schemas)
+    import core.config  # noqa: F401  (registers the schemas)
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return hydra_compose(
@@ -170,7 +170,7 @@ def was_killed(proc: subprocess.CompletedProcess) -> bool:
 
 def temporaries(root: Path) -> list[Path]:
     """zoobench temporary files left under ``root`` (by a killed writer)."""
-    from zoo.io import is_temporary
+    from core.io import is_temporary
 
     return sorted(p for p in root.rglob("*") if is_temporary(p))
 

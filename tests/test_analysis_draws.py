@@ -314,11 +314,11 @@ def test_byo_scores_with_seed_and_remedy_columns(tmp_path, capsys):
 
 
 def test_domain_baseline_config_key_is_optional():
-    cfg = OmegaConf.load("configs/analyze.yaml")
-    node = OmegaConf.create({"analysis": cfg.analysis, "benchmark": {"baseline": "g"}})
+    cfg = OmegaConf.load("configs/analysis/default.yaml")
+    node = OmegaConf.create({"analysis": cfg, "benchmark": {"baseline": "g"}})
     assert OmegaConf.select(node, "analysis.domain_baseline") is None
     node = OmegaConf.create(
-        {"analysis": cfg.analysis, "benchmark": {"baseline": "g", "domain_baseline": "md@g"}}
+        {"analysis": cfg, "benchmark": {"baseline": "g", "domain_baseline": "md@g"}}
     )
     assert OmegaConf.select(node, "analysis.domain_baseline") == "md@g"
     assert math.isfinite(1.0)

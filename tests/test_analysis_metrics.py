@@ -19,6 +19,7 @@ from analysis.tables import (
     sorted_shots,
     split_finetune_table,
 )
+from core.keys import GT_COLUMNS, MERGED_COLUMNS
 
 # A 4-entry cell used throughout: scores with a tie (b, c), accuracies all distinct.
 #   entry   a    b    c    d
@@ -186,16 +187,7 @@ def _merged() -> pd.DataFrame:
             rows.append(("t2", "20", method, e, s, a, 1.0, 5.0))
     return pd.DataFrame(
         rows,
-        columns=[
-            "target",
-            "shots",
-            "method",
-            "entry",
-            "score",
-            "acc",
-            "selection_seconds",
-            "finetune_seconds",
-        ],
+        columns=list(MERGED_COLUMNS[:8]),
     )
 
 
@@ -307,7 +299,7 @@ def _runs() -> pd.DataFrame:
 
 def test_ground_truth_best_lr_of_the_seed_mean():
     gt = ground_truth(_runs()).set_index(["target", "shots", "entry"])
-    assert list(gt.columns) == ["acc", "best_lr", "seconds", "n_runs"]
+    assert list(gt.columns) == list(GT_COLUMNS[3:])
     assert gt.loc[("t", "20", "x"), "acc"] == 75.0
     assert gt.loc[("t", "20", "x"), "best_lr"] == 0.01
     assert gt.loc[("t", "20", "x"), "seconds"] == 6.0
@@ -315,6 +307,7 @@ def test_ground_truth_best_lr_of_the_seed_mean():
     assert gt.loc[("t", "20", "y"), "best_lr"] == 0.05
     assert gt.loc[("t", "20", "y"), "seconds"] == 10.0
     assert gt.loc[("t", "20", "y"), "n_runs"] == 3
+    assert gt.loc[("t", "20", "y"), "n_seeds"] == 1 and gt.loc[("t", "20", "y"), "n_lrs"] == 2
     assert gt.loc[("t", "full", "x"), "acc"] == 99.0
     with pytest.raises(ValueError, match="test_acc"):
         ground_truth(_runs().drop(columns="test_acc"))
@@ -329,7 +322,7 @@ def test_shots_are_normalised_and_sorted():
         "full",
         "3",
     ]
-    for bad in ("twenty", 0, -3, 2.5, None):
+    for bad in ("twenty", 0, -3, 2.5, float("nan")):
         with pytest.raises(ValueError, match="valid: 'full' or a positive integer"):
             normalize_shots(bad)
     assert sorted_shots(["full", "20", "5", "all"]) == ["5", "20", "full", "all"]

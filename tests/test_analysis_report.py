@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from analysis.main import analyze_main, load_byo
 from analysis.validate import InputTableError
+from core.keys import RUN_COLUMNS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -253,18 +254,7 @@ def _benchmark_tables(out_dir: Path) -> None:
                     )
     runs = pd.DataFrame(
         rows,
-        columns=[
-            "target",
-            "shots",
-            "entry",
-            "lr",
-            "seed",
-            "test_acc",
-            "val_acc",
-            "seconds",
-            "epochs",
-            "device",
-        ],
+        columns=[*RUN_COLUMNS[:9], "device"],
     )
     out_dir.mkdir(parents=True)
     runs.to_parquet(out_dir / "finetune_gt.parquet")

@@ -29,10 +29,10 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-import finetune.run as ft_run
 import finetune.sweep as ft_sweep
 import selection
 import zoo.spec as zoo_spec
+from core import keys
 from selection import checks
 from tests.factories import compose, run_entry, save_tiny_expert
 from zoo import data as datasets
@@ -176,9 +176,19 @@ def finetune_run(ctx, entry: str, target: str = "mini_polygons", shots: Any = 5,
 
 
 def extractor(ctx, **settings):
+    from core.config import SelectionConfig
     from selection.extract import Extractor, ExtractSettings
 
-    return Extractor(ExtractSettings(ctx.zoo, ctx.tmp / "nodata", ctx.tmp / "cache", **settings))
+    accelerator = settings.pop("accelerator", "auto")
+    return Extractor(
+        ExtractSettings(
+            ctx.zoo,
+            ctx.tmp / "nodata",
+            ctx.tmp / "cache",
+            selection=SelectionConfig(**settings),
+            accelerator=accelerator,
+        )
+    )
 
 
 class _Pickled:
@@ -262,7 +272,7 @@ CASES = [
     case("shots: larger than a class", V,
          ("class 1 has only 3 training images, fewer than shots=5", "use shots <= 3 or shots='full'"),
          lambda c: samplers.shot_indices(np.array([0] * 9 + [1] * 3), 5, 0)),
-    case("shots: not a number", V, ("shots must be 'full', None or a positive integer", "'five'"),
+    case("shots: not a number", V, ("invalid shots value 'five'", "'full' or a positive integer"),
          lambda c: samplers.shot_indices(np.array([0, 1]), "five", 0)),
     case("shots: negative labels", V, ("non-negative", "-1"),
          lambda c: samplers.shot_indices(np.array([0, -1]), 1, 0)),
@@ -384,10 +394,10 @@ CASES = [
          lambda c: finetune_run(c, "tiny_a", target="dtd")),
     case("finetune: corrupted weights", V, ("corrupted weights file", "flipped"),
          lambda c: finetune_run(c, "flipped")),
-    case("finetune: invalid shots", V, ("invalid shots 'many'", "expected 'full' or a positive integer"),
-         lambda c: ft_run.parse_shots("many")),
+    case("finetune: invalid shots", V, ("invalid shots value 'many'", "valid: 'full' or a positive integer"),
+         lambda c: keys.parse_shots("many")),
     case("finetune: negative learning rate", V, ("invalid learning rate -0.1", "finite number >= 0"),
-         lambda c: ft_run.format_lr(-0.1)),
+         lambda c: keys.format_lr(-0.1)),
     case("finetune: no training steps", V, ("invalid schedule epochs=0, min_steps=0", "at least one > 0"),
          lambda c: finetune_run(c, "tiny_a", min_steps=0)),
     case("finetune: unknown precision", V, ("unknown precision 'fp8'", "known: auto, 32, 32-true, bf16-mixed, 16-mixed"),
@@ -406,7 +416,7 @@ CASES = [
     case("train_zoo: unknown expert type", V, ("unknown expert type 'multi-bn'", "known: single, shared, multi_bn, adapter, pretrained"),
          lambda c: zoo_spec.ExpertSpec(id="x", arch="resnet8", type="multi-bn", datasets=["mini_shapes"])),
     # ---- configs (Hydra composition)
-    case("config: misspelt key", ConfigCompositionException, ("Could not override 'finetune.epoch'", "Key 'epoch' not in 'FinetuneRecipe'"),
+    case("config: misspelt key", ConfigCompositionException, ("Could not override 'finetune.epoch'", "Key 'epoch' not in 'FinetuneSettings'"),
          lambda c: compose("finetune", ["finetune.epoch=3"])),
     case("config: misspelt trainer key", ConfigCompositionException, ("Could not override 'trainer.acelerator'", "not in 'TrainerConfig'"),
          lambda c: compose("train_zoo", ["trainer.acelerator=cpu"])),

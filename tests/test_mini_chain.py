@@ -24,7 +24,7 @@ from tests.factories import ENV, ROOT, mtimes
 
 
 def _compose(overrides: list[str]):
-    import zoo.config  # noqa: F401  (the schemas)
+    import core.config  # noqa: F401  (the schemas)
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return compose("evaluate_selection", overrides=overrides)

@@ -5,7 +5,7 @@ where zoobench expects a Lightning checkpoint (the resume path of zoo training),
 a dataset batch, an extraction cache and a source profile: each is refused and the marker is never
 written. A scan of the sources checks that every ``torch.load`` passes ``weights_only=True``, that
 Lightning resumes with ``weights_only=True``, that ``numpy.load`` never allows pickles, and that
-only the restricted data unpickler of ``zoo.io`` unpickles.
+only the restricted data unpickler of ``core.io`` unpickles.
 """
 
 from __future__ import annotations
@@ -151,8 +151,8 @@ def test_malicious_weights_are_refused_wherever_an_entry_is_loaded(
 
 
 def test_dataset_pickles_allow_arrays_only(tmp_path: Path, marker: Path) -> None:
+    from core.io import load_data_pickle
     from zoo.data import load_split
-    from zoo.io import load_data_pickle
 
     batch = {
         "data": np.arange(12, dtype=np.uint8).reshape(2, 6),
@@ -234,7 +234,7 @@ def unsafe_loads(source: str, filename: str) -> list[str]:
         if isinstance(node, ast.ClassDef) and any(
             _dotted(b).endswith("Unpickler") for b in node.bases
         ):
-            if filename != "zoo/io.py":
+            if filename != "core/io.py":
                 problems.append(f"{filename}:{node.lineno}: an Unpickler subclass")
         if not isinstance(node, ast.Call):
             continue

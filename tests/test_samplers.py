@@ -81,7 +81,7 @@ def test_too_few_images_names_the_class_and_count():
 
 @pytest.mark.parametrize("bad", [0, -3, "few", 2.5, True])
 def test_bad_shots_are_rejected(bad):
-    with pytest.raises(ValueError, match="shots must be"):
+    with pytest.raises(ValueError, match="invalid shots"):
         shot_indices(_labels(), bad, seed=0)
 
 

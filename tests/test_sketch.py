@@ -312,10 +312,13 @@ def test_defaults_are_the_configured_ones() -> None:
 
     from selection.extract import ExtractSettings
 
-    cfg = OmegaConf.load(Path(__file__).parents[1] / "configs" / "evaluate_selection.yaml")
-    assert cfg.selection.lgc.heads == DEFAULT_HEADS and cfg.selection.lgc.dim == DEFAULT_DIM
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "configs" / "selection" / "default.yaml")
+    assert cfg.lgc.heads == DEFAULT_HEADS and cfg.lgc.dim == DEFAULT_DIM
     settings = ExtractSettings(Path("."), Path("."), Path("."))
-    assert (settings.heads, settings.dim) == (DEFAULT_HEADS, DEFAULT_DIM)
+    assert (settings.selection.lgc.heads, settings.selection.lgc.dim) == (
+        DEFAULT_HEADS,
+        DEFAULT_DIM,
+    )
 
 
 def test_bad_input() -> None:

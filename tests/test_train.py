@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+from core.config import TrainerConfig, TrainRecipe
+from core.io import atomic_write_json, config_hash
 from tests.factories import compose
 from zoo.arrays import class_means, class_sums
 from zoo.card import DomainData
-from zoo.config import TrainerConfig, TrainRecipe
-from zoo.io import atomic_write_json, config_hash
 from zoo.models import create_model
 from zoo.multidomain import DomainBatchNorm2d
 from zoo.spec import (

@@ -6,7 +6,7 @@ __all__ = ["create_model", "list_entries", "load_entry"]
 
 
 def __getattr__(name: str) -> Any:
-    # lazy, so that `import zoo.io` or `zoo.config` does not import torch
+    # lazy, so that importing a light submodule (e.g. `zoo.samplers`) does not import torch
     if name == "create_model":
         from zoo.models import create_model
 

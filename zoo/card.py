@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from core.io import git_revision
 from zoo.arrays import class_means
-from zoo.io import git_revision
 from zoo.models import arch_spec, create_model
 from zoo.multidomain import MultiDomainClassifier
 from zoo.spec import ExpertSpec, expert_config_hash

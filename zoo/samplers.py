@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.keys import SHOTS_FULL, parse_shots
+
 __all__ = ["selection_indices", "shot_indices", "stratified_split"]
 
 # Stream tags keep the split, few-shot and selection draws of one seed independent of each other
@@ -53,21 +55,6 @@ def _per_class(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return [(int(c), g) for c, g in zip(classes, groups)]
 
 
-def _parse_shots(shots: int | str | None) -> int | None:
-    if shots is None:
-        return None
-    if isinstance(shots, str):
-        if shots == "full":
-            return None
-        if shots.isdigit():
-            shots = int(shots)
-        else:
-            raise ValueError(f"shots must be 'full', None or a positive integer, got {shots!r}")
-    if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 1:
-        raise ValueError(f"shots must be 'full', None or a positive integer, got {shots!r}")
-    return int(shots)
-
-
 def shot_indices(labels: np.ndarray, shots: int | str | None, seed: int) -> np.ndarray:
     """Indices of a seeded k-shot subset of a training split.
 
@@ -84,9 +71,9 @@ def shot_indices(labels: np.ndarray, shots: int | str | None, seed: int) -> np.n
             the class and its count), or for malformed ``shots``/``seed``/``labels``.
     """
     labels = _check_labels(labels)
-    k = _parse_shots(shots)
+    k = parse_shots(shots)
     seed = _check_seed(seed)
-    if k is None:
+    if k == SHOTS_FULL:
         return np.arange(len(labels), dtype=np.int64)
     picked = []
     for label, members in _per_class(labels):

@@ -9,8 +9,8 @@ An expert is one architecture trained on one or more source datasets:
   domain per dataset;
 - ``pretrained``: shipped weights imported into the store, nothing trained.
 
-The recipe (:class:`zoo.config.TrainRecipe`) and the trainer settings
-(:class:`zoo.config.TrainerConfig`) are the typed schemas of ``configs/train`` and
+The recipe (:class:`core.config.TrainRecipe`) and the trainer settings
+(:class:`core.config.TrainerConfig`) are the typed schemas of ``configs/train`` and
 ``configs/trainer``: their defaults live there only, and :func:`as_schema` reads a config node, a
 mapping or an instance into one, rejecting unknown keys and values of the wrong type.
 """
@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from zoo.config import TrainRecipe
-from zoo.io import config_hash
+from core.config import TrainRecipe
+from core.io import config_hash
 from zoo.models import normalize_arch_kwargs
 from zoo.multidomain import KINDS as MULTI_KINDS
 from zoo.store import check_expert_id

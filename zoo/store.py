@@ -1,6 +1,6 @@
 """The expert store: one folder per expert, a manifest derived from the cards.
 
-Layout (every file written atomically through :mod:`zoo.io`)::
+Layout (every file written atomically through :mod:`core.io`)::
 
     <zoo_dir>/<expert_id>/weights.safetensors   the expert's state dict (safetensors: never unpickled)
     <zoo_dir>/<expert_id>/card.json             what the expert is (written last: a card = a complete expert)
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -35,20 +36,21 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from zoo.io import (
+from core.cards import CARD, expert_ids, load_card
+from core.io import (
     TMP_MARK,
     atomic_path,
     atomic_write_json,
     atomic_write_text,
-    is_temporary,
-    read_json,
 )
+from core.keys import expert_of, join_entry, split_entry
 from zoo.models import Classifier, create_model
 from zoo.multidomain import KINDS as MULTI_KINDS
 from zoo.multidomain import MultiDomainClassifier
 
+log = logging.getLogger(__name__)
+
 WEIGHTS = "weights.safetensors"
-CARD = "card.json"
 PROFILE = "source_profile.npz"
 MANIFEST = "manifest.csv"
 EXPERT_TYPES = ("single", "pretrained", *MULTI_KINDS)
@@ -86,7 +88,7 @@ def entry_ids(card: dict) -> list[str]:
     """The fine-tunable entries of an expert described by ``card``."""
     expert_id = card["expert_id"]
     if card["type"] in MULTI_KINDS:
-        return [f"{expert_id}@{d['name']}" for d in card["domains"]]
+        return [join_entry(expert_id, d["name"]) for d in card["domains"]]
     return [expert_id]
 
 
@@ -179,21 +181,6 @@ def save_expert(
     return expert_dir
 
 
-def expert_ids(zoo_dir: str | os.PathLike) -> list[str]:
-    """Experts with a card under ``zoo_dir`` (sorted); temporary and hidden folders are skipped."""
-    zoo_dir = Path(zoo_dir)
-    if not zoo_dir.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in zoo_dir.iterdir()
-        if p.is_dir()
-        and not p.name.startswith(".")
-        and not is_temporary(p)
-        and (p / CARD).is_file()
-    )
-
-
 def has_expert(zoo_dir: str | os.PathLike, expert_id: str) -> bool:
     """True when ``expert_id`` is complete in the store (its card and weights are there).
 
@@ -217,7 +204,7 @@ def entry_fingerprint(entry_id: str, card: dict) -> str:
             f"the card of entry {entry_id!r} has no weights_sha256: store the expert with "
             "zoo.store.save_expert"
         )
-    expert_id, _, domain = entry_id.partition("@")
+    expert_id, domain = split_entry(entry_id)
     if card.get("expert_id", expert_id) != expert_id or (
         domain and entry_id not in entry_ids(card)
     ):
@@ -225,16 +212,6 @@ def entry_fingerprint(entry_id: str, card: dict) -> str:
             f"entry {entry_id!r} does not belong to the card of {card.get('expert_id')!r}"
         )
     return f"{sha}@{domain}" if domain else sha
-
-
-def load_card(expert_id: str, zoo_dir: str | os.PathLike) -> dict:
-    path = Path(zoo_dir) / expert_id / CARD
-    if not path.is_file():
-        known = expert_ids(zoo_dir)
-        raise ValueError(
-            f"unknown expert {expert_id!r} in {zoo_dir}; known: {', '.join(known) or '(empty zoo)'}"
-        )
-    return read_json(path)
 
 
 def list_entries(zoo_dir: str | os.PathLike, experts: list[str] | None = None) -> list[str]:
@@ -256,9 +233,64 @@ def list_entries(zoo_dir: str | os.PathLike, experts: list[str] | None = None) -
     return out
 
 
+def zoo_entries(
+    zoo_dir: str | os.PathLike,
+    experts: list[str] | None = None,
+    entries: list[str] | None = None,
+    *,
+    strict: bool,
+) -> list[str]:
+    """The entries a stage works on: ``entries`` when given, else every entry of ``experts``, else
+    every stored entry; in the store's order (experts sorted by id, domains in card order).
+
+    ``experts`` and ``entries`` are the zoo config's ``zoo.experts`` ids and ``zoo.entries`` (or an
+    ``entry=`` override). ``strict``: one that is not in the store raises ValueError naming it and
+    the stored ones; else it is logged as a warning and left out (a sweep goes on with the rest).
+    An empty store, or nothing left, raises ValueError either way.
+    """
+    stored = expert_ids(zoo_dir)
+    if not stored:
+        raise ValueError(
+            f"empty zoo: no expert in {zoo_dir} (stored: none), so no zoo entries to fine-tune or "
+            "score; train the zoo first (python train_zoo.py) or set paths.zoo_dir (or "
+            "paths.out_dir) to where it was trained"
+        )
+    known = list_entries(zoo_dir, experts=stored)
+    if entries:
+        wanted = [str(e) for e in entries]
+        missing = [e for e in wanted if e not in known]
+        problem = f"unknown zoo entries {missing} in {zoo_dir}; known: {', '.join(known)}"
+        chosen = [e for e in known if e in set(wanted)]
+    elif experts:
+        wanted = [str(e) for e in experts]
+        missing = [e for e in wanted if e not in stored]
+        problem = (
+            f"experts {missing} of the zoo config are not in the store {zoo_dir} (stored: "
+            f"{', '.join(stored)}); train them (python train_zoo.py) or list only stored experts "
+            "in zoo.experts"
+        )
+        chosen = [e for e in known if expert_of(e) in set(wanted)]
+    else:
+        wanted, missing, problem, chosen = [], [], "", known
+    if missing:
+        if strict:
+            raise ValueError(problem)
+        log.warning("%s (left out)", problem)
+    if not chosen:
+        raise ValueError(
+            f"no zoo entries to fine-tune or score in {zoo_dir} (configured: "
+            f"{', '.join(wanted) or 'none'}; stored: {', '.join(known)}); train the zoo first "
+            "(python train_zoo.py) or name stored entries with entry=... / zoo.entries"
+        )
+    return chosen
+
+
 def _split_entry(entry_id: str, zoo_dir: str | os.PathLike) -> tuple[str, dict, str]:
     """(expert_id, card, domain) of an entry; unknown -> ValueError listing the known entries."""
-    expert_id = entry_id.split("@", 1)[0]
+    try:
+        expert_id, domain = split_entry(entry_id)
+    except ValueError:  # malformed: reported below as an unknown entry, with the known ones
+        expert_id, domain = "", None
     card = None
     if expert_id and (Path(zoo_dir) / expert_id / CARD).is_file():
         card = load_card(expert_id, zoo_dir)
@@ -267,11 +299,7 @@ def _split_entry(entry_id: str, zoo_dir: str | os.PathLike) -> tuple[str, dict, 
         raise ValueError(
             f"unknown entry {entry_id!r} in {zoo_dir}; known: {', '.join(known) or '(empty zoo)'}"
         )
-    if "@" in entry_id:
-        domain = entry_id.split("@", 1)[1]
-    else:
-        domain = card["domains"][0]["name"]
-    return expert_id, card, domain
+    return expert_id, card, domain or card["domains"][0]["name"]
 
 
 def build_model(card: dict) -> nn.Module:

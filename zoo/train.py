@@ -15,13 +15,13 @@ An expert is an :class:`~zoo.spec.ExpertSpec` (:mod:`zoo.spec`: types, ids, reci
 Training: cross-entropy, SGD (momentum, weight decay), the lr decayed by ``lr_gamma`` every
 ``lr_step_epochs`` epochs after an optional linear warm-up over ``warmup_epochs`` (the mini recipe
 needs one: from-scratch SGD at lr 0.05-0.1 stalls at chance for hundreds of steps on the coloured
-mini domains without it). Device and precision come from :mod:`zoo.devices`
+mini domains without it). Device and precision come from :mod:`core.devices`
 (``trainer.precision=auto``: bf16-mixed on a GPU, 16-mixed without bf16, and on a CPU with native
-bf16 kernels, else 32-true); channels-last where :func:`zoo.devices.use_channels_last` says so; DDP
+bf16 kernels, else 32-true); channels-last where :func:`core.devices.use_channels_last` says so; DDP
 by configuration (``trainer.strategy``, ``devices``, ``num_nodes``; the per-device batch is
 ``batch_size``; every rank trains the same domain at each step). Seeded with
 ``L.seed_everything(seed)``. The recipe and trainer settings are the typed schemas
-:class:`zoo.config.TrainRecipe` and :class:`zoo.config.TrainerConfig`.
+:class:`core.config.TrainRecipe` and :class:`core.config.TrainerConfig`.
 
 Resume: ``<zoo_dir>/<expert_id>/.ckpt/last.ckpt`` is written atomically at the end of every epoch,
 every ``trainer.checkpoint_every_n_steps`` steps when set, and when a run is interrupted (an
@@ -60,6 +60,10 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from core.config import LoggerConfig, TrainerConfig, TrainRecipe
+from core.devices import resolve_device, resolve_precision, use_channels_last
+from core.io import atomic_path
+from core.tracking import resolve_mode
 from zoo.card import (
     DomainData,
     build_card,
@@ -68,9 +72,6 @@ from zoo.card import (
     joined_label_space,
     load_domain_data,
 )
-from zoo.config import LoggerConfig, TrainerConfig, TrainRecipe
-from zoo.devices import resolve_device, resolve_precision, use_channels_last
-from zoo.io import atomic_path
 from zoo.models import Classifier, create_model, normalize_arch_kwargs
 from zoo.multidomain import KINDS as MULTI_KINDS
 from zoo.multidomain import MultiDomainClassifier
@@ -84,7 +85,6 @@ from zoo.spec import (
     spec_from_zoo,
 )
 from zoo.store import has_expert, load_card, load_entry, save_expert, write_manifest
-from zoo.tracking import resolve_mode
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,7 @@ class LastCheckpoint(L.Callback):
 
 
 def lightning_accelerator(device: torch.device) -> str:
-    """Lightning's accelerator name of a device resolved by :func:`zoo.devices.resolve_device`."""
+    """Lightning's accelerator name of a device resolved by :func:`core.devices.resolve_device`."""
     return "gpu" if device.type == "cuda" else device.type
 
 
@@ -511,11 +511,11 @@ def train_expert(
     (the init expert's weights it started from).
 
     Args:
-        recipe: a :class:`zoo.config.TrainRecipe` or a mapping of some of its keys (the others take
+        recipe: a :class:`core.config.TrainRecipe` or a mapping of some of its keys (the others take
             the schema's defaults); the expert's own ``spec.recipe`` overrides it.
-        trainer_cfg: a :class:`zoo.config.TrainerConfig` or a mapping of some of its keys;
+        trainer_cfg: a :class:`core.config.TrainerConfig` or a mapping of some of its keys;
             ``max_steps`` stops after that many optimizer steps (-1: train ``epochs`` epochs).
-        logger_cfg: a :class:`zoo.config.LoggerConfig` or a mapping: ``type`` (csv | wandb |
+        logger_cfg: a :class:`core.config.LoggerConfig` or a mapping: ``type`` (csv | wandb |
             none), ``project``, ``mode``, ``entity``, ``group``.
         data: the source datasets, one :class:`~zoo.card.DomainData` per ``spec.datasets`` entry (in
             order); None loads them from the dataset registry.
@@ -715,7 +715,7 @@ def train_zoo_main(cfg: Any) -> None:
     zoo_dir = _abs(select(cfg, "paths.zoo_dir", "outputs/mini/zoo"))
     data_dir = _abs(select(cfg, "paths.data_dir", "data"))
     out_dir = select(cfg, "paths.out_dir")
-    # the typed schemas (zoo.config): their defaults fill what the config leaves out
+    # the typed schemas (core.config): their defaults fill what the config leaves out
     recipe = as_schema(OmegaConf.select(cfg, "train"), TrainRecipe, "train config")
     trainer_cfg = as_schema(OmegaConf.select(cfg, "trainer"), TrainerConfig, "trainer config")
     logger_cfg = as_schema(OmegaConf.select(cfg, "logger"), LoggerConfig, "logger config")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selection.checks import class_sums
+from selection.linalg import class_sums
 from selection.registry import register_method
 
 # The network simplex is exact but may need many pivots for a 1000-class source against a 100-class

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selection.checks import class_sums
+from selection.linalg import class_sums
 from selection.registry import register_method
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from selection.checks import class_sums, require_min_per_class
+from selection.checks import require_min_per_class
+from selection.linalg import class_sums
 from selection.registry import register_method
 
 # The reference floors every per-class variance at 1e-4 so that a constant feature does not make

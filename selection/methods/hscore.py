@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from selection.checks import max_dim_per_sample, require_min_per_class
-from selection.methods.lfc import class_index, class_indicator, column_means, feature_gram
+from selection.linalg import class_index, class_sums, column_means, feature_gram
 from selection.registry import register_method
 
 
@@ -44,7 +44,7 @@ def _moments(features: np.ndarray, labels: np.ndarray) -> _Moments:
     else:
         # gram = G G^T = U diag(lambda) U^T; the eigenvectors of G^T G are G^T u_j / sqrt(lambda_j)
         # and d_c = G^T 1_c / n_c, so v_j . d_c = sqrt(lambda_j) (u_j . 1_c) / n_c
-        coefficients = (class_indicator(index, len(counts)) @ vectors) * np.sqrt(eigenvalues)
+        coefficients = class_sums(vectors, index, len(counts)) * np.sqrt(eigenvalues)
         coefficients /= counts[:, None]
     return _Moments(
         eigenvalues=eigenvalues / n,

@@ -8,31 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from selection.methods.lfc import class_index, class_indicator, row_blocks
+from selection.linalg import leep_from_probs
 from selection.registry import register_method
-
-
-def leep_from_probs(theta: np.ndarray, labels: np.ndarray) -> float:
-    """LEEP of dummy-label probabilities ``theta`` (N, Z) for target ``labels`` (N,).
-
-    P(y, z) = (1/N) sum_{i: y_i = y} theta_z(x_i); P(y | z) = P(y, z) / sum_y' P(y', z);
-    LEEP = (1/N) sum_i log sum_z P(y_i | z) theta_z(x_i)   (nats; <= 0; 0 for a perfect predictor).
-
-    A dummy label z that no sample gives mass to has P(z) = 0 and contributes nothing (its
-    P(. | z) is set to 0). Every term of the sum is positive: a z with theta_z(x_i) > 0 has
-    P(y_i, z) >= theta_z(x_i) / N > 0, so the log is finite. Shared with NLEEP (mixture posteriors).
-    """
-    theta = np.asarray(theta, dtype=np.float64)
-    n = theta.shape[0]
-    index, counts = class_index(labels)
-    joint = (class_indicator(index, len(counts)) @ theta) / n  # P(y, z): (C, Z)
-    marginal = joint.sum(axis=0)  # P(z): (Z,)
-    conditional = np.divide(joint, marginal, out=np.zeros_like(joint), where=marginal > 0)
-    total = 0.0
-    for rows in row_blocks(n, theta.shape[1]):  # bounded memory: one block of P(y_i | .) rows
-        expected = np.einsum("iz,iz->i", theta[rows], conditional[index[rows]])
-        total += float(np.sum(np.log(expected)))
-    return total / n
 
 
 @register_method("leep", needs=("probs", "labels"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selection.methods.lfc import gram_label_correlation
+from selection.linalg import gram_label_correlation
 from selection.registry import register_method
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selection.methods.lfc import class_index, class_indicator, feature_gram
+from selection.linalg import class_index, class_sums, feature_gram
 from selection.registry import register_method
 
 #: Upper bound on the noise precision beta (noise std 1e-6 of the 0/1 targets). Without a bound the
@@ -121,7 +121,7 @@ def spectrum(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     if d <= n:
         x = (sums @ vectors) / np.sqrt(sigma)
     else:
-        x = class_indicator(index, len(counts)) @ vectors
+        x = class_sums(vectors, index, len(counts))
     return sigma, x, counts
 
 

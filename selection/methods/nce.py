@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selection.methods.lfc import class_index
+from selection.linalg import class_index
 from selection.registry import register_method
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from selection.checks import stratified_cap
-from selection.methods.leep import leep_from_probs
-from selection.methods.lfc import class_index, column_means, max_abs
+from selection.linalg import class_index, column_means, leep_from_probs, max_abs
 from selection.registry import register_method
 
 BLOCK = 8192  # rows per posterior block

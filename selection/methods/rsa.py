@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selection.methods.parc import rdm_upper, reduced_standardised, spearman_percent
+from selection.linalg import rdm_upper, reduced_standardised, spearman_percent
 from selection.registry import register_method
 
 

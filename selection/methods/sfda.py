@@ -12,7 +12,8 @@ import scipy.linalg
 import scipy.sparse.linalg
 from scipy.special import log_softmax, softmax
 
-from selection.checks import class_sums, max_dim_per_sample
+from selection.checks import max_dim_per_sample
+from selection.linalg import class_sums
 from selection.registry import register_method
 
 # rows of the (rows x C) logits computed at once: the N x C matrices are never held whole

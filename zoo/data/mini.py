@@ -69,7 +69,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from zoo.io import load_data_pickle
+from core.io import load_data_pickle
 from zoo.samplers import stratified_split
 
 __all__ = [

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from core.io import load_data_pickle
 from zoo.data.paper_specs import PAPER_SPECS, PREPARE_CMD, SPLIT_SEED, PaperSpec
 from zoo.data.registry import DatasetNotFoundError
 from zoo.data.sources import ArraySource, PathSource, TorchvisionSource, rgb_loader
-from zoo.io import load_data_pickle
 from zoo.samplers import stratified_split
 
 __all__ = ["collection", "make_torchvision", "missing_files", "prepare_paper"]

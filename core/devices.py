@@ -76,7 +76,9 @@ def use_channels_last(requested: bool, device: torch.device, precision: str) -> 
     On CPU it pays off only with oneDNN's bf16 kernels (+15-20% for the mini models on AMX); in fp32 on
     an AVX2-only CPU (AMD Zen 2) torch 2.14's channels-last convolution backward crashes.
     """
-    return requested and (device.type == "cuda" or (device.type == "cpu" and precision == "bf16-mixed"))
+    return requested and (
+        device.type == "cuda" or (device.type == "cpu" and precision == "bf16-mixed")
+    )
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
