@@ -17,7 +17,7 @@ from hydra.errors import ConfigCompositionException
 from core import keys
 from core.config import AnalysisConfig, FinetuneSettings, SelectionConfig, SweepConfig, typed
 from core.ground_truth import ground_truth
-from tests.conftest import ROOT, compose
+from tests.factories import ROOT, compose
 
 # ---------------------------------------------------------------------------------------------
 # keys
