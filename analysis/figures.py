@@ -44,6 +44,17 @@ def _save(fig: Figure, path: Path) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
 
 
+def _cell_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``df`` with a ``row`` label "target / shots" per row, and the labels in display order
+    (by shots, then target)."""
+    order = [
+        f"{t} / {s}"
+        for s in sorted_shots(df["shots"].unique())
+        for t in sorted(df.loc[df["shots"] == s, "target"].unique())
+    ]
+    return df.assign(row=df["target"] + " / " + df["shots"]), order
+
+
 def _heatmap(
     fig: Figure,
     ax,
@@ -170,12 +181,7 @@ def finetune_gain_heatmap(gains: pd.DataFrame, path: Path) -> Path | None:
     """Heatmap (target, shots) x entry of acc - reference (the baseline, else the cell's best)."""
     if gains.empty:
         return None
-    g = gains.assign(row=gains["target"] + " / " + gains["shots"])
-    order = [
-        f"{t} / {s}"
-        for s in sorted_shots(gains["shots"].unique())
-        for t in sorted(gains.loc[gains["shots"] == s, "target"].unique())
-    ]
+    g, order = _cell_rows(gains)
     entries = (
         g.groupby("entry")["gain"].mean().sort_values(ascending=False).index.tolist()
     )  # best entries on the left
@@ -232,12 +238,7 @@ def domain_selection_figure(domain: pd.DataFrame, expert: str, path: Path) -> Pa
     d = domain[domain["expert"] == expert]
     if d.empty:
         return None
-    d = d.assign(row=d["target"] + " / " + d["shots"])
-    rows = [
-        f"{t} / {s}"
-        for s in sorted_shots(d["shots"].unique())
-        for t in sorted(d.loc[d["shots"] == s, "target"].unique())
-    ]
+    d, rows = _cell_rows(d)
     methods = method_order(d["method"].unique())
     gap = d.pivot_table(index="row", columns="method", values="gap", aggfunc="first").reindex(
         index=rows, columns=methods

@@ -430,71 +430,55 @@ def domain_selection(
         first = d.iloc[0]
         return refs_of[(first["expert"], first["target"], first["shots"], first["draw"])]
 
+    def record(key: tuple, g: pd.DataFrame, per_draw: list, refs: list, **fields) -> dict:
+        agg = mean_over_draws(per_draw)
+        best_mean = g.groupby("domain")["acc"].mean()
+        return {
+            **dict(zip(["expert", "target", "shots", "method"], key, strict=True)),
+            "n_domains": int(g["n_domains"].iloc[0]),
+            "n_scored": int(g["domain"].nunique()),
+            "n_draws": int(agg["n_draws"]),
+            "reference": refs[0][0],
+            "reference_acc": float(np.mean([r[1] for r in refs])),
+            "picked_domain": fields["picked_domain"],
+            "picked_acc": agg["top1_acc"],
+            "best_domain": str(best_mean.idxmax()),
+            "best_acc": agg["best_acc"],
+            "gap": -agg["regret_at_1"],
+            "top1_gain": agg["top1_gain"],
+            "top3_gain": agg["top3_gain"],
+            "trials_to_best": agg["trials_to_best"],
+            "spearman": agg["spearman"],
+            "remedied": fields["remedied"],
+        }
+
     records = []
-    for (expert, target, shots, method), g in md.groupby([*keys, "method"], sort=True):
+    for key, g in md.groupby([*keys, "method"], sort=True):
         per_draw, picks, refs = [], [], []
         for _, d in g.groupby("draw", sort=True):
-            ref_name, ref_acc = reference(d)
-            refs.append((ref_name, ref_acc))
-            per_draw.append(cell_metrics(d["score"], d["acc"], ref_acc, 3))
+            refs.append(reference(d))
+            per_draw.append(cell_metrics(d["score"], d["acc"], refs[-1][1], 3))
             picks.append(d["domain"].iloc[score_order(d["score"], d["acc"])[0]])
-        agg = mean_over_draws(per_draw)
         counts = pd.Series(picks).value_counts()
-        best_mean = g.groupby("domain")["acc"].mean()
         records.append(
-            {
-                "expert": expert,
-                "target": target,
-                "shots": shots,
-                "method": method,
-                "n_domains": int(g["n_domains"].iloc[0]),
-                "n_scored": int(g["domain"].nunique()),
-                "n_draws": int(agg["n_draws"]),
-                "reference": refs[0][0],
-                "reference_acc": float(np.mean([r[1] for r in refs])),
-                "picked_domain": sorted(counts[counts == counts.max()].index)[0],
-                "picked_acc": agg["top1_acc"],
-                "best_domain": str(best_mean.idxmax()),
-                "best_acc": agg["best_acc"],
-                "gap": -agg["regret_at_1"],
-                "top1_gain": agg["top1_gain"],
-                "top3_gain": agg["top3_gain"],
-                "trials_to_best": agg["trials_to_best"],
-                "spearman": agg["spearman"],
-                "remedied": int(has_remedy(g["remedy"]).sum()),
-            }
+            record(
+                key,
+                g,
+                per_draw,
+                refs,
+                picked_domain=sorted(counts[counts == counts.max()].index)[0],
+                remedied=int(has_remedy(g["remedy"]).sum()),
+            )
         )
     # Random over the domains of the cell (every domain some method scored), per draw
-    for (expert, target, shots), g in cells.groupby(keys, sort=True):
-        per_draw, refs = [], []
-        for _, d in g.groupby("draw", sort=True):
-            ref_name, ref_acc = reference(d)
-            refs.append((ref_name, ref_acc))
-            per_draw.append(random_expected_metrics(d["acc"], ref_acc, 3))
-        agg = mean_over_draws(per_draw)
-        best_mean = g.groupby("domain")["acc"].mean()
+    for key, g in cells.groupby(keys, sort=True):
+        refs = [reference(d) for _, d in g.groupby("draw", sort=True)]
+        per_draw = [
+            random_expected_metrics(d["acc"], ref[1], 3)
+            for ref, (_, d) in zip(refs, g.groupby("draw", sort=True), strict=True)
+        ]
         records.append(
-            {
-                "expert": expert,
-                "target": target,
-                "shots": shots,
-                "method": RANDOM_EXPECTED,
-                "n_domains": int(g["n_domains"].iloc[0]),
-                "n_scored": int(g["domain"].nunique()),
-                "n_draws": int(agg["n_draws"]),
-                "reference": refs[0][0],
-                "reference_acc": float(np.mean([r[1] for r in refs])),
-                "picked_domain": "(random)",
-                "picked_acc": agg["top1_acc"],
-                "best_domain": str(best_mean.idxmax()),
-                "best_acc": agg["best_acc"],
-                "gap": -agg["regret_at_1"],
-                "top1_gain": agg["top1_gain"],
-                "top3_gain": agg["top3_gain"],
-                "trials_to_best": agg["trials_to_best"],
-                "spearman": agg["spearman"],
-                "remedied": 0,
-            }
+            record((*key, RANDOM_EXPECTED), g, per_draw, refs, picked_domain="(random)", remedied=0)
         )
     if fallback and notes is not None:
         cells_txt = ", ".join(f"{e} on {t}/shots={sh}" for e, t, sh in sorted(fallback))

@@ -44,6 +44,19 @@ MINI_RECIPE = {
 }
 
 
+def sgd_step(model, opt, x: torch.Tensor, y: torch.Tensor, bf16: bool):
+    """One SGD step of cross-entropy on the batch (x, y), under bf16 autocast when asked."""
+
+    def step() -> None:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def throughput(
     arch: str, bf16: bool, channels_last: bool, batch: int, steps: int, repeats: int
 ) -> float:
@@ -59,13 +72,7 @@ def throughput(
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
 
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    step = sgd_step(model, opt, x, y, bf16)
     for _ in range(3):
         step()
     rates = []
@@ -92,13 +99,7 @@ def resnet101_throughput(steps: int, batch: int) -> tuple[str, float]:
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
 
-    def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    step = sgd_step(model, opt, x, y, cuda)
     for _ in range(5):
         step()
     if cuda:

@@ -264,11 +264,13 @@ def run_identity(
     lr: float,
     seed: int,
     settings: FinetuneSettings,
-    device: torch.device,
-    precision: str,
     weights: str,
+    device: torch.device | None = None,
+    precision: str | None = None,
 ) -> tuple[dict, dict]:
     """(key, effective recipe) of a run; ``config_hash({**key, **recipe})`` is its config hash.
+
+    ``device`` and ``precision`` default to what ``settings`` resolve to on this machine.
 
     The key is the run's folder key plus ``entry_weights``, the fingerprint of the entry's weights
     (``zoo.store.entry_fingerprint``: the expert's weights sha256, and ``@<domain>`` for a domain
@@ -276,6 +278,8 @@ def run_identity(
     policy enters as resolved (device type, precision); the hardware model does not, and neither
     does num_workers (it changes speed, not results).
     """
+    device = device or resolve_device(settings.accelerator)
+    precision = precision or resolve_precision(settings.precision, device)
     recipe = asdict(settings)
     recipe.update(
         accelerator=device.type, precision=precision, milestones=list(settings.milestones)
@@ -292,29 +296,9 @@ def run_identity(
     return key, recipe
 
 
-def expected_config_hash(
-    target: str,
-    shots: Any,
-    entry_id: str,
-    lr: float,
-    seed: int,
-    settings: FinetuneSettings,
-    weights: str,
-) -> str:
-    """The config hash a run of these settings, from the entry weights of fingerprint ``weights``,
-    would record on this machine."""
-    device = resolve_device(settings.accelerator)
-    key, recipe = run_identity(
-        target,
-        shots,
-        entry_id,
-        lr,
-        seed,
-        settings,
-        device,
-        resolve_precision(settings.precision, device),
-        weights,
-    )
+def expected_config_hash(*run: Any) -> str:
+    """The config hash a run of :func:`run_identity`'s arguments would record on this machine."""
+    key, recipe = run_identity(*run)
     return config_hash({**key, **recipe})
 
 
@@ -452,7 +436,7 @@ def finetune_run(
 
     weights = entry_fingerprint(entry_id, entry.card)
     key, recipe = run_identity(
-        target, shots, entry_id, lr, seed, settings, device, precision, weights
+        target, shots, entry_id, lr, seed, settings, weights, device, precision
     )
     result = {
         **key,

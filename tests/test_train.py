@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+from core.arrays import class_means, class_sums
 from core.config import TrainerConfig, TrainRecipe
 from core.io import atomic_write_json, config_hash
 from tests.factories import compose
-from zoo.arrays import class_means, class_sums
 from zoo.card import DomainData
 from zoo.models import create_model
 from zoo.multidomain import DomainBatchNorm2d

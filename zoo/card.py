@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from core.arrays import class_means
 from core.io import git_revision
-from zoo.arrays import class_means
 from zoo.models import arch_spec, create_model
 from zoo.multidomain import MultiDomainClassifier
 from zoo.spec import ExpertSpec, expert_config_hash

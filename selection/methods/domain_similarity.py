@@ -17,6 +17,9 @@ both profiles in:
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import numpy as np
 
 from selection.linalg import class_sums
@@ -84,14 +87,22 @@ def emd_similarity(
     return float(np.exp(-gamma * emd))
 
 
-@register_method("domain_similarity", needs=("features", "labels", "source_profile"))
-def domain_similarity(
-    features: np.ndarray,
-    labels: np.ndarray,
-    source_profile: tuple[np.ndarray, np.ndarray],
-    gamma: float = 0.01,
-    min_count: int = 5,
-) -> float:
+def _register(name: str, doc: str, reference_space: bool) -> None:
+    """Register one variant: the formula of :func:`emd_similarity`, fed as ``doc`` says."""
+
+    # the signature (inputs and parameters the registry reads) is emd_similarity's
+    @functools.wraps(emd_similarity)
+    def variant(*args: Any, **kwargs: Any) -> float:
+        return emd_similarity(*args, **kwargs)
+
+    variant.__name__ = variant.__qualname__ = name
+    variant.__doc__ = doc
+    variant.reference_space = reference_space  # type: ignore[attr-defined]
+    register_method(name, needs=("features", "labels", "source_profile"))(variant)
+
+
+_register(
+    "domain_similarity",
     """exp(-gamma * EMD) between source and target class means, both in ONE reference feature space.
 
     The formula of :func:`emd_similarity` (Cui et al. 2018, eq. 2-3). ``features`` (N, D) are the
@@ -107,21 +118,11 @@ def domain_similarity(
     random one gives a weak but still common metric) and each kept source class has at least
     ``min_count`` images. The rule comes from Cui et al. 2018, section 4.1 (a single fixed
     extractor for all domains). No remedy is applied.
-    """
-    return emd_similarity(features, labels, source_profile, gamma, min_count)
-
-
-domain_similarity.reference_space = True  # type: ignore[attr-defined]
-
-
-@register_method("domain_similarity_own_space", needs=("features", "labels", "source_profile"))
-def domain_similarity_own_space(
-    features: np.ndarray,
-    labels: np.ndarray,
-    source_profile: tuple[np.ndarray, np.ndarray],
-    gamma: float = 0.01,
-    min_count: int = 5,
-) -> float:
+    """,
+    reference_space=True,
+)
+_register(
+    "domain_similarity_own_space",
     """exp(-gamma * EMD) between source and target class means in each entry's OWN feature space.
 
     The formula of :func:`emd_similarity` (Cui et al. 2018, eq. 2-3), with ``features`` (N, D) the
@@ -134,5 +135,6 @@ def domain_similarity_own_space(
     whatever its data. Use it to rank entries of one architecture and training recipe, or to show
     the artefact; the comparable score is ``domain_similarity`` (Cui et al. 2018, section 4.1,
     measure every domain with one fixed network). No remedy is applied.
-    """
-    return emd_similarity(features, labels, source_profile, gamma, min_count)
+    """,
+    reference_space=False,
+)

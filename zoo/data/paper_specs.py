@@ -12,18 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "PAPER",
-    "PAPER_SIZE",
-    "PAPER_SPECS",
-    "PREPARE_CMD",
-    "SPLIT_SEED",
-    "PaperSpec",
-    "prepare_text",
-]
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PAPER_SIZE = 224

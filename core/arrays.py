@@ -1,4 +1,4 @@
-"""Small array helpers of the zoo (per-class aggregation of features)."""
+"""Array helpers below every package: per-class sums and class means of features."""
 
 from __future__ import annotations
 
