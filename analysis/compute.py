@@ -32,38 +32,15 @@ from analysis.tables import (
 SPREAD_POINTS = 5.0
 
 
-#: the static reference methods when the registry does not say (contract: Method.reference)
-REFERENCE_METHODS = ("param_count", "source_accuracy")
-
-
 #: rows of the metrics table that are not ranking quality (not averaged, not ranked)
 NOT_RANKED = (RANDOM_EXPECTED, SEED_AGREEMENT)
 
 
-def reference_methods(methods: Sequence[str]) -> set[str]:
-    """The methods among ``methods`` that are static references, not selection scores.
-
-    Read from the registry field ``Method.reference`` when the registry has it; a method the
-    registry does not know (a user's own name) or a registry without the field falls back to the
-    fixed set :data:`REFERENCE_METHODS`.
-    """
-    out = set()
-    try:
-        from selection.registry import get_method
-    except ImportError:
-        get_method = None
-    for m in methods:
-        flag = None
-        if get_method is not None:
-            try:
-                flag = getattr(get_method(m), "reference", None)
-            except (ValueError, ImportError):
-                flag = None
-        if flag is None:
-            flag = m in REFERENCE_METHODS
-        if flag:
-            out.add(m)
-    return out
+def reference_methods(merged: pd.DataFrame) -> set[str]:
+    """The methods of ``merged`` that are static references, not selection scores: those whose
+    score rows say so (the score tables' ``reference`` column, from the registry's
+    ``Method.reference``)."""
+    return set(merged.loc[merged["reference"], "method"].unique())
 
 
 @dataclass
@@ -165,7 +142,7 @@ def compute_analysis(
         entry_gains=entry_gains(gt, baseline),
         domain_selection=domain,
         seed_agreement=agreement,
-        references=reference_methods(sorted(merged["method"].unique())),
+        references=reference_methods(merged),
         domain_baseline=domain_baseline or None,
         notes=notes,
         inputs=dict(inputs or {}),

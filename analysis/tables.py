@@ -38,6 +38,8 @@ from core.keys import ENTRY_SEP, SHOTS_FULL, SHOTS_UNSPECIFIED, split_entry  # n
 
 GT_COLUMNS = list(keys.GT_COLUMNS)
 SCORE_COLUMNS = list(keys.SCORE_COLUMNS)
+#: the built-in static references, for score tables without a ``reference`` column
+REFERENCE_METHODS = ("param_count", "source_accuracy")
 MERGED_COLUMNS = list(keys.MERGED_COLUMNS)
 RUN_COLUMNS = list(keys.RUN_REQUIRED_COLUMNS)
 SEED_ACC_COLUMNS = list(keys.SEED_ACC_COLUMNS)
@@ -232,11 +234,13 @@ def merge_tables(
     runs of its seed is left out (a note says which); without any ``seed_acc`` (a ground truth
     given directly) every draw is judged against the seed mean. Every other cell is judged against
     the ground truth (seed mean) with ``draw`` = :data:`DRAW_MEAN`. ``remedy`` is the score table's
-    remedy ("" when absent). ``notes`` (a list) receives what was left out.
+    remedy ("" when absent); ``reference`` its reference flag (for tables without that column, such
+    as one brought to ``analyze.py scores=``: the methods in :data:`REFERENCE_METHODS`).
+    ``notes`` (a list) receives what was left out.
 
     Returns columns target, shots, method, entry, score, acc, selection_seconds (the method's
     seconds for that entry and draw), finetune_seconds (the entry's brute-force fine-tuning
-    seconds), draw, remedy.
+    seconds), draw, remedy, reference.
     """
     notes = [] if notes is None else notes
     left = scores[["target", "shots", "method", "entry", "score", "seconds"]].rename(
@@ -248,9 +252,15 @@ def merge_tables(
         else pd.Series(np.nan, index=scores.index)
     )
     remedy = scores["remedy"] if "remedy" in scores.columns else pd.Series("", index=scores.index)
+    reference = (
+        scores["reference"].fillna(False).astype(bool)
+        if "reference" in scores.columns
+        else scores["method"].isin(REFERENCE_METHODS)
+    )
     left = left.assign(
         seed=seeds.to_numpy(),
         remedy=remedy.map(lambda v: "" if pd.isna(v) else str(v).strip()).to_numpy(),
+        reference=reference.to_numpy(),
     )
     n_seeds = left.groupby(["target", "shots", "method"])["seed"].transform("nunique")
     per_draw = (n_seeds >= 2).to_numpy()

@@ -81,6 +81,7 @@ MERGED_COLUMNS = (
     "finetune_seconds",
     "draw",
     "remedy",
+    "reference",
 )
 #: the test accuracy of each fine-tuning seed at the entry's ground-truth lr
 SEED_ACC_COLUMNS = ("target", "shots", "entry", "seed", "acc")

@@ -82,6 +82,7 @@ SCORE_COLUMNS = [
     "n",
     "cap",
     "remedy",
+    "reference",
     "key",
 ]
 METHOD_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "method"
@@ -281,6 +282,7 @@ def write_score_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
             "n": "int64",
             "cap": "Int64",
             "remedy": "string",
+            "reference": "bool",
             "key": "string",
         }
     )
@@ -458,6 +460,8 @@ def score_cell(
                         "n": n_used,
                         "cap": cap,
                         "remedy": result.remedy,
+                        # a static reference (registry field), so the analysis shows it apart
+                        "reference": bool(m.method.reference),
                         "key": keys.get(m.name, ""),
                     }
                 )

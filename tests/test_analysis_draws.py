@@ -215,11 +215,17 @@ def test_fewer_entries_remedies_and_references_are_marked(tmp_path):
     )
 
 
-def test_reference_methods_fall_back_to_the_fixed_set():
-    assert reference_methods(["lfc", "param_count", "source_accuracy", "my_score"]) == {
-        "param_count",
-        "source_accuracy",
-    }
+def test_reference_methods_come_from_the_score_tables():
+    runs = _runs()
+    gt = ground_truth(runs)
+    table = {0: {"a": 1, "b": 2, "c": 3, "base": 0}}
+    scores = pd.concat([_scores(m, table) for m in ("lfc", "param_count", "my_score")])
+    # a table without the column (brought by a user): the built-in references
+    merged = merge_tables(gt, scores.drop(columns="reference", errors="ignore"))
+    assert reference_methods(merged) == {"param_count"}
+    # the score tables' own flag (a user-registered reference method)
+    flagged = scores.assign(reference=scores["method"] == "my_score")
+    assert reference_methods(merge_tables(gt, flagged)) == {"my_score"}
 
 
 def test_no_method_ranked_when_every_method_is_incomplete_or_a_reference(tmp_path):
