@@ -26,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from core.config import TrainRecipe
 from core.io import config_hash
+from core.keys import expert_of
 from zoo.models import normalize_arch_kwargs
 from zoo.multidomain import KINDS as MULTI_KINDS
 from zoo.store import check_expert_id
@@ -123,7 +124,7 @@ class ExpertSpec:
     @property
     def init_expert(self) -> str | None:
         """The expert whose entry ``init`` names (``init`` without its ``@domain``)."""
-        return self.init.split("@", 1)[0] if self.init else None
+        return expert_of(self.init) if self.init else None
 
 
 def effective_recipe(spec: ExpertSpec, recipe: TrainRecipe | Mapping[str, Any] | None) -> dict:
