@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from core.config import FinetuneSettings, SweepConfig, typed
 from core.keys import expert_of, format_lr, format_shots, parse_shots
+from core.progress import Progress
 from finetune.run import (
     FinetunePaths,
     expected_config_hash,
@@ -222,6 +223,7 @@ def run_sweep(
             stale[0].path(paths.finetune_dir).parent,
         )
     i = 0
+    progress = Progress(len(todo), "fine-tuning", unit="runs")
     for (_target, _shots, entry_id), group in groupby(
         todo, key=lambda r: (r.target, r.shots, r.entry)
     ):
@@ -236,6 +238,7 @@ def run_sweep(
             summary.results.append(result)
             if on_result is not None:
                 on_result(run, result)
+            progress.update()
             val = "" if result["val_acc"] is None else f" val {result['val_acc']:.1f}%"
             elapsed = time.perf_counter() - t0
             say(

@@ -59,6 +59,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from core.config import SweepConfig, typed
 from core.io import atomic_write, is_temporary
 from core.keys import format_shots
+from core.progress import Progress
 from selection.extract import (
     CODE_VERSION,
     Extraction,
@@ -348,6 +349,7 @@ def score_cell(
     rows: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
     ref_profiles: dict[str, Any] = {}  # entry -> SourceProfile or the reason it has none
     tag = f"[{target} shots={shots}]"
+    progress = Progress(len(seeds) * len(entries), f"{tag} scoring", unit="entries")
     for seed in seeds:
         probe, probe_share = None, 0.0
         if "probe_features" in needs:
@@ -479,6 +481,7 @@ def score_cell(
                 else f"{len(done)} scores in {sum(s for *_, s in done):.2f}s"
             )
             print(f"{tag} ({i}/{len(entries)}) {entry} seed={seed}: {cost} | {shown}")
+            progress.update()
             for note in notes:
                 print(f"  note: {entry}: {note}")
     return rows

@@ -85,6 +85,7 @@ from zoo.spec import (
     spec_from_zoo,
 )
 from zoo.store import has_expert, load_card, load_entry, save_expert, write_manifest
+from zoo.train_progress import StepProgress
 
 log = logging.getLogger(__name__)
 
@@ -602,7 +603,11 @@ def train_expert(
             max_epochs=int(recipe["epochs"]),
             max_steps=max_steps,
             logger=logger,
-            callbacks=[LastCheckpoint(ckpt_path, tcfg.checkpoint_every_n_steps), *callbacks],
+            callbacks=[
+                LastCheckpoint(ckpt_path, tcfg.checkpoint_every_n_steps),
+                StepProgress(spec.id),
+                *callbacks,
+            ],
             plugins=[AtomicCheckpointIO()],
             enable_checkpointing=False,
             enable_progress_bar=tcfg.enable_progress_bar,
