@@ -32,8 +32,15 @@ def _densenet_mini_dim(growth=12, blocks=(3, 3, 3), init=24) -> int:
 ARCHS = [
     ("resnet8", {}, 32, 64),
     ("resnet8", {"width": 0.5}, 32, 32),
+    ("resnet8", {"stem_stride": 2}, 32, 64),
     ("resnet20", {}, 32, 64),
-    ("densenet_mini", {}, 32, _densenet_mini_dim()),  # (24+36)/2=30, (30+36)/2=33, 33+36=69
+    ("densenet_mini", {}, 32, _densenet_mini_dim()),
+    (
+        "densenet_mini",
+        {"stem_stride": 2},
+        32,
+        _densenet_mini_dim(),
+    ),  # (24+36)/2=30, (30+36)/2=33, 33+36=69
     # the ImageNet networks accept 32x32 too (1x1 final maps): enough to check shapes and hooks
     ("resnet101", {}, 32, 2048),
     ("densenet169", {}, 32, 1664),
@@ -173,3 +180,46 @@ def test_lite0_classifies_the_coffee_cup():
     # ImageNet: 967 espresso, 968 cup, 504 coffee mug
     assert top5 & {967, 968, 504}
     assert int(probs.argmax()) in {967, 968, 504}
+
+
+@pytest.mark.parametrize(
+    "arch,stride,sides",
+    [
+        # the maps after the stem and after each stage / dense block
+        ("resnet8", 1, [32, 32, 16, 8]),
+        ("resnet8", 2, [16, 16, 8, 4]),
+        ("resnet20", 2, [16, 16, 8, 4]),
+    ],
+)
+def test_stem_stride_halves_every_resnet_map(arch, stride, sides):
+    model = create_model(arch, 10, stem_stride=stride).eval()
+    x = torch.randn(2, 3, 32, 32)
+    got = []
+    with torch.no_grad():
+        for child in model.body.children():
+            x = child(x)
+            got.append(x.shape[-1])
+    assert got == sides
+    # the same weights whatever the stride: one parameter count
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in create_model(arch, 10).parameters()
+    )
+
+
+@pytest.mark.parametrize("stride,side", [(1, 16), (2, 8)])
+def test_densenet_mini_stem_stride_sets_the_first_block_maps(stride, side):
+    model = create_model("densenet_mini", 10, stem_stride=stride).eval()
+    features = model.body.features
+    with torch.no_grad():
+        x = features.pool0(
+            features.relu0(features.norm0(features.conv0(torch.randn(2, 3, 32, 32))))
+        )
+    assert x.shape[-1] == side
+
+
+def test_stem_stride_is_recorded_and_checked():
+    assert create_model("resnet8", 3).arch_kwargs == {"width": 1.0, "stem_stride": 1}
+    assert create_model("densenet_mini", 3, stem_stride=2).arch_kwargs["stem_stride"] == 2
+    for bad in (0, 3, True, 1.5):
+        with pytest.raises(ValueError, match="stem_stride must be 1 or 2"):
+            create_model("resnet8", 3, stem_stride=bad)
