@@ -28,7 +28,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.compute import compute_analysis
-from analysis.report import source_tables_section, write_report
+from analysis.report import integrity_section, source_tables_section, write_report
 from analysis.tables import (
     SHOTS_UNSPECIFIED,
     expert_types,
@@ -37,9 +37,11 @@ from analysis.tables import (
     load_runs,
     load_scores,
     normalize_ground_truth,
+    stale_table_notes,
 )
 from analysis.validate import (
     InputTableError,
+    check_accuracy_units,
     check_baseline,
     check_gt,
     check_runs,
@@ -51,6 +53,7 @@ from analysis.validate import (
 from core.config import AnalysisConfig, LoggerConfig, typed
 from core.ground_truth import ground_truth
 from core.io import git_revision
+from core.results import classify_cells
 
 LOGGER_TYPES = ("csv", "wandb", "none")
 
@@ -83,9 +86,13 @@ def load_byo(gt_path: Path, scores_path: Path, baseline: str | None):
     if "acc" not in gt_raw.columns and {"lr", "seed", "test_acc"} <= set(gt_raw.columns):
         gt_raw, scores_raw = harmonize_shots(gt_raw, scores_raw, SHOTS_UNSPECIFIED)
         gt = check_runs(gt_raw, source=gt_path)
+        check_accuracy_units(gt, "test_acc", source=gt_path)
+        # a brought runs table is checked like the benchmark's: one recipe, full grids
+        check_gt(ground_truth(gt), strict=True, source=gt_path, runs=gt)
         runs = gt
     else:
         gt, _ = check_gt(gt_raw, strict=True, source=gt_path)
+        check_accuracy_units(gt, "acc", source=gt_path)
     scores, _ = check_scores(scores_raw, strict=True, source=scores_path)
     # checked before a missing shots column is filled, so messages show only the user's columns
     gt, scores = harmonize_shots(gt, scores, SHOTS_UNSPECIFIED)
@@ -99,13 +106,28 @@ def load_byo(gt_path: Path, scores_path: Path, baseline: str | None):
     return gt, scores, runs
 
 
-def load_benchmark(out_dir: Path, selection_dir: Path, baseline: str | None, strict: bool):
+def load_benchmark(
+    out_dir: Path,
+    selection_dir: Path,
+    baseline: str | None,
+    strict: bool,
+    finetune_dir: Path | None = None,
+):
     """The benchmark's own tables, checked leniently unless ``strict``.
 
+    Mixed or incomplete ground-truth cells (:func:`core.results.check_cells`) raise in ``strict``
+    mode and are noted otherwise; tables older than the newest result under ``finetune_dir``
+    (default ``<out_dir>/finetune``), or with another number of runs than result files, are noted
+    in either mode (:func:`analysis.tables.stale_table_notes`).
+
     Returns (gt, scores, runs or None, notes)."""
+    notes = stale_table_notes(out_dir, finetune_dir or out_dir / "finetune")
+    for note in notes:
+        print(f"analyze: warning: {note}", file=sys.stderr)
     gt = load_ground_truth(out_dir)
     runs = load_runs(out_dir)
-    gt, notes = check_gt(gt, strict=strict)
+    gt, more = check_gt(gt, strict=strict, runs=runs)
+    notes += more
     scores, more = check_scores(load_scores(selection_dir), strict=strict)
     notes += more
     gt, scores, more = reconcile(gt, scores, strict=strict)
@@ -153,7 +175,10 @@ def run_analysis(cfg: DictConfig) -> Path:
         zoo_dir = _abs(_select(cfg, "paths.zoo_dir")) or out_dir / "zoo"
         report_dir = (reports_dir or out_dir / "reports") / name
         baseline = settings.baseline or None
-        gt, scores, runs, notes = load_benchmark(out_dir, selection_dir, baseline, settings.strict)
+        finetune_dir = _abs(_select(cfg, "paths.finetune_dir")) or out_dir / "finetune"
+        gt, scores, runs, notes = load_benchmark(
+            out_dir, selection_dir, baseline, settings.strict, finetune_dir
+        )
         inputs = {
             "mode": "benchmark outputs",
             "out_dir": str(out_dir),
@@ -187,6 +212,10 @@ def run_analysis(cfg: DictConfig) -> Path:
         domain_baseline=domain_baseline,
     )
     extra = []
+    if runs is not None:
+        section = integrity_section(classify_cells(runs))
+        if section:
+            extra.append(section)
     if zoo_dir is not None:
         try:
             section = source_tables_section(zoo_dir, report_dir)

@@ -512,3 +512,50 @@ def source_tables_section(zoo_dir: str | Path, report_dir: str | Path) -> tuple[
             rel = path.name if path.parent == Path(report_dir) else str(path)
             body.append(f"- {label}: [{path.name}]({rel})")
     return ("Source accuracy of the zoo", "\n".join(body)) if body else None
+
+
+#: the title of the report section that names the mixed or incomplete ground-truth cells
+INTEGRITY_TITLE = "Ground-truth cells that mix runs or lack runs"
+
+
+def integrity_section(cells: pd.DataFrame) -> tuple[str, str] | None:
+    """The report section naming each (target, shots) cell that is not ``ok`` in ``cells``
+    (:func:`core.results.classify_cells`), or None when every cell is.
+
+    A mixed cell's ground truth compares entries fine-tuned with different recipes, precisions or
+    code; an incomplete one compares entries over unequal lr x seed grids (fewer lrs or seeds bias
+    the best-lr mean). Its metrics are reported all the same (``analysis.strict=true`` refuses).
+    """
+    bad = cells[cells["status"] != "ok"]
+    if bad.empty:
+        return None
+    rows = [
+        [
+            str(r.target),
+            str(r.shots),
+            str(r.status),
+            f"{r.n_lrs} x {r.n_seeds}",
+            str(r.mixed).replace("|", "/") or "-",
+            str(r.incomplete) or "-",
+        ]
+        for r in bad.itertuples(index=False)
+    ]
+    body = (
+        f"{len(bad)} of {len(cells)} (target, shots) cells have a ground truth that combines runs "
+        "from different settings, precision or code, or entries with fewer runs than the cell's "
+        "lr x seed grid (the union of the lrs and seeds run there). Their metrics below are "
+        "computed all the same; rerun the stale or missing runs, or set `analysis.strict=true` to "
+        "refuse such cells.\n\n"
+        + markdown_table(
+            [
+                "target",
+                "shots",
+                "status",
+                "grid (lrs x seeds)",
+                "differs in",
+                "entries short of it",
+            ],
+            rows,
+        )
+    )
+    return INTEGRITY_TITLE, body

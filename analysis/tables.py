@@ -25,6 +25,7 @@ truth (the seed mean); its rows carry ``draw`` = :data:`DRAW_MEAN`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from core import keys
 from core.ground_truth import ground_truth
 from core.io import is_temporary
 from core.keys import ENTRY_SEP, SHOTS_FULL, SHOTS_UNSPECIFIED, split_entry  # noqa: F401  (re-exported)
+from core.results import check_cells, list_result_files, newest_result
 
 GT_COLUMNS = list(keys.GT_COLUMNS)
 SCORE_COLUMNS = list(keys.SCORE_COLUMNS)
@@ -125,12 +127,15 @@ def normalize_ground_truth(gt: pd.DataFrame) -> pd.DataFrame:
     return gt[GT_COLUMNS].sort_values(["target", "shots", "entry"], ignore_index=True)
 
 
-def load_ground_truth(out_dir: str | Path) -> pd.DataFrame:
+def load_ground_truth(out_dir: str | Path, *, strict: bool = False) -> pd.DataFrame:
     """The ground truth of a benchmark run under ``out_dir``.
 
     Reads ``finetune_runs.parquet`` and/or ``finetune_gt.parquet`` (either may hold runs, a ground
     truth table, or both with a ``kind`` column). When runs are present the ground truth is derived
-    from them with :func:`ground_truth`; otherwise the given ground-truth rows are used.
+    from them with :func:`ground_truth`; otherwise the given ground-truth rows are used. With
+    ``strict``, runs of a mixed or incomplete (target, shots) cell
+    (:func:`core.results.check_cells`) raise :class:`core.results.GroundTruthIntegrityError`;
+    otherwise the analysis flags them (:func:`analysis.validate.check_gt` with ``runs``).
     """
     out_dir = Path(out_dir)
     files = [out_dir / "finetune_runs.parquet", out_dir / "finetune_gt.parquet"]
@@ -146,8 +151,51 @@ def load_ground_truth(out_dir: str | Path) -> pd.DataFrame:
         runs += r
         gts += g
     if runs:
-        return ground_truth(pd.concat(runs, ignore_index=True))
+        runs = pd.concat(runs, ignore_index=True)
+        check_cells(runs, strict=strict)
+        return ground_truth(runs)
     return normalize_ground_truth(pd.concat(gts, ignore_index=True))
+
+
+def stale_table_notes(out_dir: str | Path, finetune_dir: str | Path) -> list[str]:
+    """Notes when the collected tables under ``out_dir`` lag the results under ``finetune_dir``.
+
+    Compared: the modification time of ``finetune_runs.parquet`` (else ``finetune_gt.parquet``)
+    with that of the newest ``result.json`` (:func:`core.results.list_result_files`, the listing
+    the collection scans), and the number of rows of ``finetune_runs.parquet`` with the number of
+    result files. Either differs when a job of a multirun was killed before it could collect, or
+    results were added since: the analysis would judge a ground truth that is not the one on disk.
+    Returns [] when the tables are current or there is no results folder.
+    """
+    out_dir, finetune_dir = Path(out_dir), Path(finetune_dir)
+    tables = (out_dir / "finetune_runs.parquet", out_dir / "finetune_gt.parquet")
+    table = next((f for f in tables if f.is_file()), None)
+    if table is None or not finetune_dir.is_dir():
+        return []
+    notes = []
+    refresh = f"run `python scripts/collect.py --out-dir {out_dir}` to refresh them"
+    newest = newest_result(finetune_dir)
+    written = table.stat().st_mtime
+    if newest is not None and newest[1] > written:
+        notes.append(
+            f"stale tables: {table} was written at {_time(written)}, before the newest result "
+            f"{newest[0]} ({_time(newest[1])}); the ground truth misses results (a job that failed "
+            f"or was killed before collecting, or results added since): {refresh}"
+        )
+    if table.name == "finetune_runs.parquet":
+        n_rows = pd.read_parquet(table, columns=["target"]).shape[0]
+        n_files = len(list_result_files(finetune_dir))
+        if n_rows != n_files:
+            notes.append(
+                f"stale tables: {table} has {n_rows} runs but {finetune_dir} holds {n_files} "
+                f"result files (malformed files, which collect skips with a warning, count here "
+                f"too): {refresh}"
+            )
+    return notes
+
+
+def _time(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def load_runs(out_dir: str | Path) -> pd.DataFrame | None:

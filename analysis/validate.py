@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.tables import CELL, normalize_shots
+from core.results import GroundTruthIntegrityError, check_cells
 
 GT_REQUIRED = ("target", "entry", "acc")
 GT_OPTIONAL = ("shots", "seconds", "best_lr")
@@ -171,11 +172,29 @@ def check_table(
 
 
 def check_gt(
-    df: pd.DataFrame, *, strict: bool = True, source: str | Path | None = None
+    df: pd.DataFrame,
+    *,
+    strict: bool = True,
+    source: str | Path | None = None,
+    runs: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Check a ground-truth table (target, entry, acc; optional shots, seconds, best_lr)."""
+    """Check a ground-truth table (target, entry, acc; optional shots, seconds, best_lr).
+
+    ``runs``: the runs the table was derived from, when there are any. Each (target, shots) cell of
+    them is classified (:func:`core.results.check_cells`): a cell whose runs differ in recipe,
+    precision or code revision, or with an entry short of the cell's lr x seed grid, raises in
+    ``strict`` mode and gets a note naming it otherwise.
+    """
+    label = "gt table" + (f" {source}" if source else "")
+    notes: list[str] = []
+    if runs is not None:
+        try:
+            _, problems = check_cells(runs, strict=strict)
+        except GroundTruthIntegrityError as e:
+            raise InputTableError(f"{label}: {e}") from None
+        notes += [f"ground truth of a mixed or incomplete cell: {p}" for p in problems]
     key = ("target", "shots", "entry") if "shots" in df.columns else ("target", "entry")
-    out, notes = check_table(
+    out, more = check_table(
         df,
         what="gt",
         required=GT_REQUIRED,
@@ -185,16 +204,52 @@ def check_gt(
         strict=strict,
         source=source,
     )
+    notes += more
     # an accuracy is a percentage (or a fraction): anything else is a unit or column mix-up
     bad = out.index[(out["acc"] < 0) | (out["acc"] > 100)]
     if len(bad):
-        label = "gt table" + (f" {source}" if source else "")
         raise InputTableError(
             f"{label} has accuracies outside [0, 100] in column 'acc' at rows {_rows(bad)}: "
             f"{_listing([repr(float(out.at[i, 'acc'])) for i in bad])}; valid: percentages in "
             "[0, 100] (or fractions in [0, 1])"
         )
     return out, notes
+
+
+def check_accuracy_units(
+    df: pd.DataFrame, column: str, *, source: str | Path | None = None, what: str = "gt"
+) -> None:
+    """Refuse a table whose ``column`` mixes fractions and percentages.
+
+    Accuracies are either all percentages (0-100) or all fractions (0-1); a table with values in
+    (0, 1] next to values above 1 mixes the two (e.g. results pasted from two tools), and ranking
+    across them would be meaningless. 0 is valid in both units and never counts. Raises
+    :class:`InputTableError` naming the rows of the less frequent unit (target, entry, value).
+    Where an accuracy of at most 1 % is genuine in a table of percentages (a run at chance level
+    on a hundred classes or more), the table cannot be told apart from a mix: give such a run as
+    NaN (a failed run) in a runs table.
+    """
+    values = pd.to_numeric(df[column], errors="coerce")
+    small = df.index[(values > 0) & (values <= 1)]
+    large = df.index[values > 1]
+    if not len(small) or not len(large):
+        return
+    odd, odd_unit, main_unit = (
+        (small, "fractions", "percentages")
+        if len(small) <= len(large)
+        else (large, "percentages", "fractions")
+    )
+    label = f"{what} table" + (f" {source}" if source else "")
+    named = [
+        f"row {i + 1} (target={df.at[i, 'target']}, entry={df.at[i, 'entry']}, "
+        f"{column}={float(values[i])!r})"
+        for i in odd
+    ]
+    raise InputTableError(
+        f"{label} mixes fractions and percentages in column {column!r}: {len(large)} values above 1 "
+        f"and {len(small)} in (0, 1]; the {odd_unit} among mostly {main_unit}: {_listing(named)}. "
+        "Valid: every accuracy in one unit, all percentages in [0, 100] or all fractions in [0, 1]"
+    )
 
 
 def check_scores(

@@ -13,7 +13,13 @@ Reads ``<finetune_dir>/<target>/shots=<k>/<entry>/lr=<lr>/seed=<s>/result.json``
 
 A malformed, partial or misplaced result file is reported (one warning line naming the file and the
 problem) and skipped: it never crashes the collection and never counts. Temporary files of
-interrupted writes are ignored.
+interrupted writes are ignored. The files are listed by :func:`core.results.list_result_files`, the
+listing the sweep's "already done" check uses (symlinked folders are followed).
+
+A (target, shots) cell whose runs differ in recipe, precision or code revision, or where an entry
+lacks runs of the lr x seed grid, is named in a warning (:func:`core.results.classify_cells`; the
+runs table carries ``recipe_hash`` for that); ``ground_truth(runs, strict=True)`` and
+``scripts/collect.py --strict`` refuse it.
 """
 
 from __future__ import annotations
@@ -25,17 +31,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from core import keys
 from core.ground_truth import ground_truth as _ground_truth
-from core.io import atomic_write, is_temporary, read_json
-from finetune.run import RESULT_NAME, check_result
+from core.io import atomic_write, read_json
+from core.results import check_cells, list_result_files, recipe_hash
+from finetune.run import check_result
 
 log = logging.getLogger(__name__)
 
-RUN_COLUMNS = list(keys.RUN_COLUMNS)
+# recipe_hash: the hash of the result's recipe, compared across the runs of a cell
+RUN_COLUMNS = [*keys.RUN_COLUMNS, "recipe_hash"]
 GT_COLUMNS = list(keys.GT_COLUMNS)
 COST_COLUMNS = list(keys.COST_COLUMNS)
 KEY = list(keys.GT_KEY)
@@ -56,6 +65,7 @@ _DTYPES = {
     "precision": "string",
     "config_hash": "string",
     "git_revision": "string",
+    "recipe_hash": "string",
 }
 
 
@@ -88,11 +98,7 @@ def scan_results(finetune_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[st
         )
     rows = []
     problems = []
-    for path in sorted(root.rglob(f"*{RESULT_NAME}*")):
-        if is_temporary(path) or not path.is_file():
-            continue
-        if path.name != RESULT_NAME:
-            continue
+    for path in list_result_files(root):
         key = _key_from_path(path, root)
         if isinstance(key, str):
             problems.append(f"{path}: {key}")
@@ -109,7 +115,10 @@ def scan_results(finetune_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[st
         if problem:
             problems.append(f"{path}: {problem}")
             continue
-        rows.append({c: result.get(c) for c in RUN_COLUMNS} | {"shots": key[1]})
+        rows.append(
+            {c: result.get(c) for c in RUN_COLUMNS}
+            | {"shots": key[1], "recipe_hash": recipe_hash(result)}
+        )
     for p in problems:
         log.warning("skipped result %s", p)
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -119,8 +128,17 @@ def scan_results(finetune_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[st
     return runs, problems
 
 
-def ground_truth(runs: pd.DataFrame) -> pd.DataFrame:
-    """:func:`core.ground_truth.ground_truth` with the key columns typed as strings."""
+def ground_truth(runs: pd.DataFrame, *, strict: bool = False) -> pd.DataFrame:
+    """:func:`core.ground_truth.ground_truth` with the key columns typed as strings.
+
+    Each (target, shots) cell is first classified (:func:`core.results.check_cells`): a cell whose
+    runs differ in recipe_hash, precision or git_revision, or with an entry short of the cell's
+    lr x seed grid (inferred as the union of the lrs and seeds seen in the cell), is named in one
+    warning line; with ``strict`` it raises :class:`core.results.GroundTruthIntegrityError`.
+    """
+    _, problems = check_cells(runs, strict=strict)
+    for p in problems:
+        log.warning("ground truth of a mixed or incomplete cell: %s", p)
     return _ground_truth(runs).astype({c: "string" for c in KEY})
 
 
@@ -173,13 +191,28 @@ def collect(
 
 
 class CollectAfterMultirun(Callback):
-    """Hydra callback of ``finetune.py -m``: once every job of the multirun has finished (local,
-    joblib, submitit or SLURM launcher alike), collect the results once, in the launching process.
+    """Hydra callback of ``finetune.py -m``: collect the results at the end of every job of the
+    multirun (local, joblib, submitit or SLURM launcher alike), failed jobs included.
 
-    The jobs themselves do not collect (each would rescan every result); a plain ``finetune.py``
-    collects at its end. ``paths.out_dir`` / ``paths.finetune_dir`` come from the multirun's config.
+    Hydra calls ``on_multirun_end`` only when every job succeeded (a failed job re-raises in the
+    sweeper first), so collecting only there would leave the tables of the previous collection
+    when one job of a sweep fails, with the other jobs' results on disk. ``on_job_end`` runs after
+    each job, whether it finished or raised (``hydra.core.utils.run_job``), in the process that ran
+    the job; the last job to end collects every result written by then. A job killed outright
+    (out of memory, a time limit) runs no callback: ``analyze.py`` then warns that the tables are
+    older than the newest result. A plain ``finetune.py`` (no ``-m``) collects at its own end.
+    ``paths.out_dir`` / ``paths.finetune_dir`` come from the job's config.
     """
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
+        from hydra.types import RunMode
+
+        if OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
+            return  # a single run has collected in finetune_main
+        if getattr(job_return, "status", None) == JobStatus.FAILED:
+            log.warning(
+                "a fine-tuning job failed (%s); collecting the results written so far",
+                job_return._return_value,
+            )
         out_dir = Path(str(config.paths.out_dir)).expanduser().resolve()
         collect(out_dir, Path(str(config.paths.finetune_dir)).expanduser().resolve())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from core.config import FinetuneSettings, SweepConfig, typed
 from core.keys import expert_of, format_lr, format_shots, parse_shots
 from core.progress import Progress
+from core.results import list_result_files
 from finetune.run import (
     FinetunePaths,
     expected_config_hash,
@@ -155,6 +156,17 @@ def plan_from_cfg(cfg: DictConfig, zoo_dir: Path) -> list[RunKey]:
     return plan_runs(targets, shots, entries, lrs, seeds, full_seeds)
 
 
+def finished_files(runs: Iterable[RunKey], finetune_dir: str | Path) -> set[Path]:
+    """The result files present for the (target, shots) cells of ``runs``.
+
+    Listed by :func:`core.results.list_result_files`, the listing ``finetune/collect.py`` scans,
+    so a run counts as already done only when the collection will see its result (a result under
+    a symlinked folder is both; one inside a symlink loop is neither).
+    """
+    cells = _unique((r.target, f"shots={format_shots(r.shots)}") for r in runs)
+    return {p for cell in cells for p in list_result_files(finetune_dir, *cell)}
+
+
 def stored_fingerprint(entry_id: str, zoo_dir: str | Path) -> str:
     """``zoo.store.entry_fingerprint`` of an entry of the store at ``zoo_dir`` (reads its card)."""
     from zoo.store import entry_fingerprint, load_card
@@ -191,8 +203,10 @@ def run_sweep(
     todo = []
     other_weights = []
     other_settings = []
+    listed = finished_files(runs, paths.finetune_dir)
     for r in runs:
-        done = load_result(r.path(paths.finetune_dir), r.target, r.shots, r.entry, r.lr, r.seed)
+        path = r.path(paths.finetune_dir)
+        done = load_result(path, *astuple(r)) if path in listed else None
         if done is None:
             todo.append(r)
         elif done.get("entry_weights") != weights[r.entry]:
@@ -282,9 +296,8 @@ def finetune_main(cfg: DictConfig) -> SweepSummary:
     with sweep_run(logger_cfg, runs, out_dir, config) as on_result:
         summary = run_sweep(runs, settings, paths, on_result=on_result)
     if not _in_multirun():
-        # one process saw the whole request: refresh the tables now. The jobs of a multirun would
-        # each rescan every result: there, the CollectAfterMultirun callback (configs/finetune.yaml)
-        # collects once when every job has finished.
+        # one process saw the whole request: refresh the tables now. In a multirun the
+        # CollectAfterMultirun callback (configs/finetune.yaml) collects at the end of each job.
         from finetune.collect import collect
 
         collect(out_dir, paths.finetune_dir)

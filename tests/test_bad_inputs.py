@@ -65,6 +65,10 @@ def case(id: str, error: type[BaseException], fragments: str | tuple[str, ...], 
 
 GT = "target,entry,acc\nt1,a,80\nt1,b,70\nt2,a,60\nt2,b,65\n"
 SCORES = "target,entry,method,score\nt1,a,m,1\nt1,b,m,2\nt2,a,m,3\nt2,b,m,0\n"
+RUNS = "target,entry,lr,seed,test_acc\n" + "".join(
+    f"{t},{e},0.1,{s},{a}\n" for t, e, a in (("t1", "a", 80), ("t1", "b", 70), ("t2", "a", 60), ("t2", "b", 65))
+    for s in (0, 1)
+)  # fmt: skip
 
 
 def analyze(ctx, gt: str | bytes | None, scores: str | bytes | None, *extra: str, cli=False):
@@ -469,6 +473,16 @@ CASES = [
          lambda c: analyze(c, GT.replace("target,entry", "target,shots,entry").replace("t1,", "t1,5,").replace("t2,", "t2,5,"), SCORES)),
     case("analyze: invalid shots", ExitStatus, ("invalid shots value -3", "'full' or a positive integer"),
          lambda c: analyze(c, "target,shots,entry,acc\nt1,-3,a,80\n", "target,shots,entry,method,score\nt1,-3,a,m,1\n")),
+    case("analyze: fractions mixed with percentages", ExitStatus,
+         ("mixes fractions and percentages in column 'acc'", "3 values above 1 and 1 in (0, 1]",
+          "row 4 (target=t2, entry=b, acc=0.65)", "all percentages in [0, 100] or all fractions in [0, 1]"),
+         lambda c: analyze(c, GT.replace("t2,b,65", "t2,b,0.65"), SCORES)),
+    case("analyze: runs table mixing fractions and percentages", ExitStatus,
+         ("mixes fractions and percentages in column 'test_acc'", "row 2 (target=t1, entry=a, test_acc=0.81)"),
+         lambda c: analyze(c, RUNS.replace("t1,a,0.1,1,80", "t1,a,0.1,1,0.81"), SCORES)),
+    case("analyze: runs table with an incomplete lr x seed grid", ExitStatus,
+         ("target=t1 shots=all", "incomplete lr x seed grid (planned 1 lrs x 2 seeds)", "b (1/2 runs)", "Valid:"),
+         lambda c: analyze(c, RUNS.replace("t1,b,0.1,1,70\n", ""), SCORES)),
 ]  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from core.io import atomic_write, atomic_write_json, atomic_write_text, is_tempo
 from tests.factories import (
     compose,
     mtimes,
+    run_entry,
     run_killable,
     save_tiny_expert,
     selection_overrides,
@@ -390,6 +391,21 @@ def test_finetune_sweep_killed_then_rerun(tmp_path: Path, zoo_dir: Path, seed: i
     runs, gt = collect(tmp_path)
     assert len(runs) == FT_RUNS and not runs.duplicated(["lr", "seed"]).any()
     assert len(gt) == 1 and gt["n_runs"].tolist() == [FT_RUNS]
+
+
+@slow  # a Hydra multirun in a subprocess (~45 s on 2 cores); test_gt_integrity covers the callback
+def test_a_failed_job_of_a_multirun_leaves_no_stale_tables(tmp_path: Path, zoo_dir: Path) -> None:
+    """One job of ``finetune.py -m`` fails: Hydra then skips on_multirun_end, yet the other job's
+    results are collected (each job collects when it ends) and the analysis sees no stale table."""
+    from analysis.tables import stale_table_notes
+
+    overrides = [o for o in _finetune_overrides(tmp_path, zoo_dir) if not o.startswith("entry=")]
+    # two jobs: tiny_a runs its 4 runs, then the unknown entry's job raises
+    proc = run_entry("finetune.py", ["-m", *overrides, "entry=tiny_a,no_such_entry"], timeout=300)
+    assert proc.returncode != 0 and "no_such_entry" in proc.stderr, proc.stderr[-2000:]
+    runs = pd.read_parquet(tmp_path / "finetune_runs.parquet")
+    assert len(runs) == FT_RUNS and set(runs["entry"]) == {"tiny_a"}
+    assert stale_table_notes(tmp_path, tmp_path / "finetune") == []
 
 
 # ------------------------------------------------------------------------------ zoo training
