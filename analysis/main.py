@@ -11,7 +11,11 @@ Two modes, one report (see :mod:`analysis.report` for the files and their column
   entry, method, score (optional shots, seconds); writes the report into ``DIR``. Checked strictly:
   a bad table stops the analysis with a message naming the rows and columns (exit status 2).
 
+``export=long`` also writes ``<report>/export/long.csv`` and ``runs.csv`` (:mod:`analysis.export`);
+a long.csv serves as gt= and scores= again.
+
 Config keys read (all optional except where noted): name; gt, scores, out, baseline (bring-your-own);
+export (none|long);
 analysis (:class:`core.config.AnalysisConfig`: baseline, domain_baseline, topk, bootstrap, seed,
 strict, cost_topk, spread_points, methods);
 paths.{out_dir (benchmark mode), finetune_dir, selection_dir, reports_dir, zoo_dir};
@@ -28,6 +32,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.compute import compute_analysis
+from analysis.export import check_export, from_long, write_export
 from analysis.report import integrity_section, source_tables_section, write_report
 from analysis.tables import (
     SHOTS_UNSPECIFIED,
@@ -82,6 +87,8 @@ def load_byo(gt_path: Path, scores_path: Path, baseline: str | None):
     """
     gt_raw = read_table(gt_path, "gt")
     scores_raw = read_table(scores_path, "scores")
+    # a long-schema file (analyze.py export=long) serves as either table
+    gt_raw, scores_raw = from_long(gt_raw, "gt"), from_long(scores_raw, "scores")
     runs = None
     if "acc" not in gt_raw.columns and {"lr", "seed", "test_acc"} <= set(gt_raw.columns):
         gt_raw, scores_raw = harmonize_shots(gt_raw, scores_raw, SHOTS_UNSPECIFIED)
@@ -145,6 +152,7 @@ def run_analysis(cfg: DictConfig) -> Path:
     methods = settings.methods
     domain_baseline = settings.domain_baseline or None
     logger_type = logger.type
+    export = check_export(_select(cfg, "export"))
     if logger_type not in LOGGER_TYPES:
         raise ValueError(f"unknown logger.type {logger_type!r}; valid: {', '.join(LOGGER_TYPES)}")
 
@@ -227,6 +235,9 @@ def run_analysis(cfg: DictConfig) -> Path:
     for note in analysis.notes:
         print(f"note: {note}")
     files = write_report(analysis, report_dir, extra_sections=extra)
+    if export:
+        for label, path in write_export(analysis, runs, report_dir / "export", export).items():
+            print(f"export {label}: {path}")
 
     if logger_type == "wandb":
         from analysis.wandb_log import log_analysis
