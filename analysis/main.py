@@ -32,7 +32,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.compute import compute_analysis
-from analysis.export import check_export, from_long, write_export
+from analysis.export import check_export, from_long, is_long, write_export
 from analysis.report import integrity_section, source_tables_section, write_report
 from analysis.tables import (
     SHOTS_UNSPECIFIED,
@@ -87,7 +87,9 @@ def load_byo(gt_path: Path, scores_path: Path, baseline: str | None):
     """
     gt_raw = read_table(gt_path, "gt")
     scores_raw = read_table(scores_path, "scores")
-    # a long-schema file (analyze.py export=long) serves as either table
+    # a long-schema file (analyze.py export=long) serves as either table; its runs are each
+    # seed's run at the best lr only, so there is no lr x seed grid to check
+    gt_is_long = is_long(gt_raw)
     gt_raw, scores_raw = from_long(gt_raw, "gt"), from_long(scores_raw, "scores")
     runs = None
     if "acc" not in gt_raw.columns and {"lr", "seed", "test_acc"} <= set(gt_raw.columns):
@@ -95,7 +97,7 @@ def load_byo(gt_path: Path, scores_path: Path, baseline: str | None):
         gt = check_runs(gt_raw, source=gt_path)
         check_accuracy_units(gt, "test_acc", source=gt_path)
         # a brought runs table is checked like the benchmark's: one recipe, full grids
-        check_gt(ground_truth(gt), strict=True, source=gt_path, runs=gt)
+        check_gt(ground_truth(gt), strict=True, source=gt_path, runs=None if gt_is_long else gt)
         runs = gt
     else:
         gt, _ = check_gt(gt_raw, strict=True, source=gt_path)
