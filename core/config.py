@@ -43,6 +43,8 @@ class TrainerConfig:
     checkpoint_every_n_steps: int | None = None
     # stop after this many steps (-1 = run every epoch)
     max_steps: int = -1
+    # DDP: how long a rank waits for the others at a collective before failing (Lightning's default)
+    dist_timeout_s: float = 1800
 
 
 @dataclass

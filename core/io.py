@@ -9,11 +9,13 @@ are renamed over the target in one ``os.replace``. Readers that list folders ski
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import pickle
 import secrets
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,11 +30,50 @@ def is_temporary(path: str | os.PathLike) -> bool:
     return name.startswith(".") and TMP_MARK in name
 
 
+#: how writers report a full disk without an ``OSError``: torch's zip writer checks the file position
+#: after each write (``[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534`` on a
+#: full 64 KiB tmpfs) and safetensors wraps the OS error (``Error while serializing: I/O error: No
+#: space left on device (os error 28)``)
+_DISK_FULL_MARKS = ("unexpected pos", "PytorchStreamWriter failed writing", "os error 28")
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True when ``error`` is a writer's report of a full disk or an exceeded quota: an
+    ``OSError`` with ENOSPC / EDQUOT, or torch's and safetensors' own wording of it."""
+    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+        return True
+    text = str(error)
+    return "No space left on device" in text or any(m in text for m in _DISK_FULL_MARKS)
+
+
+def free_space(folder: str | os.PathLike) -> str:
+    """``"<n> bytes free in <folder>"`` (``shutil.disk_usage``), or why it is unknown."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as e:
+        return f"free space in {folder} unknown: {e.strerror or e}"
+    return f"{free} bytes ({free / 2**20:.1f} MiB) free in {folder}"
+
+
+def disk_full_error(path: str | os.PathLike, error: BaseException) -> OSError:
+    """The ``OSError(ENOSPC)`` to raise for a write of ``path`` that failed on a full disk: it names
+    the file, the free space left and the writer's own message."""
+    path = Path(path)
+    return OSError(
+        errno.ENOSPC,
+        f"cannot write {path}: no space left on device ({free_space(path.parent)}; the writer "
+        f"said: {error}); free some space or write elsewhere, then rerun",
+    )
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. A full disk
+    (:func:`is_disk_full`, whatever the writer: ``open().write``, ``torch.save``, safetensors)
+    raises an ``OSError(ENOSPC)`` naming ``path`` and the free space left.
     """
     path = Path(path)
     try:
@@ -54,10 +95,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise IsADirectoryError(
             e.errno, f"cannot write {path}: a folder of that name is in the way (move it away)"
         ) from e
-    except OSError as e:
-        if type(e).__module__ != "builtins":
+    except Exception as e:
+        # the temporary file still holds the bytes written so far: free them before measuring
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if is_disk_full(e):
+            raise disk_full_error(path, e) from e
+        if not isinstance(e, OSError) or type(e).__module__ != "builtins":
             raise  # a specific error of the writer's own (e.g. a missing dataset)
-        # e.g. a full disk (ENOSPC) or a quota: say which file could not be written
+        # e.g. an I/O error: say which file could not be written
         raise type(e)(e.errno, f"cannot write {path}: {e.strerror or e}") from e
     finally:
         with contextlib.suppress(FileNotFoundError):

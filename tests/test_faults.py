@@ -335,10 +335,85 @@ def test_write_blocked_by_a_folder_or_a_full_disk_fails_clearly(tmp_path: Path) 
         tmp.write_text("a,b\n")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with pytest.raises(OSError, match=r"cannot write .*metrics\.csv: No space left on device"):
+    with pytest.raises(
+        OSError, match=r"cannot write .*metrics\.csv: no space left on device \(\d+ bytes"
+    ):
         atomic_write(old, fill_disk)
     assert old.read_text() == "a,b\n1,2\n" and temporaries(tmp_path) == []
     assert read_json(atomic_write_json(tmp_path / "x.json", {"a": 1})) == {"a": 1}
+
+
+# the writers' own messages on a full 64 KiB tmpfs (torch 2.14, safetensors 0.8): torch's zip
+# writer checks the file position after writing and names neither the file nor the cause
+TORCH_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"
+SAFETENSORS_FULL = "Error while serializing: I/O error: No space left on device (os error 28)"
+
+
+def _full_disk_message(path: Path) -> str:
+    return rf"\[Errno 28\] cannot write {path}: no space left on device \(\d+ bytes \(.* MiB\) free in "
+
+
+def test_a_full_disk_while_writing_a_checkpoint_names_the_file(tmp_path: Path, monkeypatch) -> None:
+    from zoo.train import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    ckpt = tmp_path / ".ckpt" / "last.ckpt"
+    io.save_checkpoint({"global_step": 3, "w": torch.ones(4)}, ckpt)
+    before = ckpt.read_bytes()
+    real_save = torch.save
+
+    def save_on_a_full_disk(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)  # the bytes that fitted stay in the temporary file
+        raise RuntimeError(TORCH_FULL)
+
+    monkeypatch.setattr(torch, "save", save_on_a_full_disk)
+    with pytest.raises(OSError, match=_full_disk_message(ckpt)) as info:
+        io.save_checkpoint({"global_step": 6, "w": torch.zeros(4)}, ckpt)
+    assert info.value.errno == errno.ENOSPC and TORCH_FULL in str(info.value)
+    assert ckpt.read_bytes() == before and temporaries(tmp_path) == []
+    # an unrelated error of the writer passes unchanged
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="^boom$"):
+        io.save_checkpoint({"global_step": 6}, ckpt)
+    assert ckpt.read_bytes() == before and temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("writer", ["weights", "profile"])
+def test_a_full_disk_while_storing_an_expert_keeps_the_old_one(
+    tmp_path: Path, monkeypatch, writer: str
+) -> None:
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from zoo.store import CARD, PROFILE, WEIGHTS, load_entry
+
+    zoo = tmp_path / "zoo"
+    save_tiny_expert(zoo, "tiny_a", seed=0)
+    before = {n: (zoo / "tiny_a" / n).read_bytes() for n in (CARD, WEIGHTS, PROFILE)}
+    if writer == "weights":
+        real = safetensors.torch.save_file
+
+        def full(tensors, filename, *args, **kwargs):
+            real(tensors, filename, *args, **kwargs)
+            raise SafetensorError(SAFETENSORS_FULL)
+
+        monkeypatch.setattr(safetensors.torch, "save_file", full)
+        name = WEIGHTS
+    else:
+
+        def full(file, **arrays):
+            file.write(b"PK partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(np, "savez", full)
+        name = PROFILE
+    with pytest.raises(OSError, match=_full_disk_message(Path(".*") / name)) as info:
+        save_tiny_expert(zoo, "tiny_a", seed=1)
+    assert info.value.errno == errno.ENOSPC
+    # the old expert whole, no staging folder or temporary left
+    assert {n: (zoo / "tiny_a" / n).read_bytes() for n in before} == before
+    assert sorted(p.name for p in zoo.iterdir()) == ["tiny_a"] and temporaries(zoo) == []
+    assert load_entry("tiny_a", zoo).card["weights_sha256"]
 
 
 # ------------------------------------------------------------------------------ fine-tuning

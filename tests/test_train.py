@@ -34,6 +34,7 @@ from zoo.train import (
     CKPT_DIR,
     CKPT_NAME,
     DomainBatchSampler,
+    code_mismatch,
     init_backbone,
     lr_factor,
     stored_mismatch,
@@ -534,3 +535,64 @@ def test_one_expert_id_rule():
     assert ExpertSpec(id="y", arch="resnet8", datasets=["a"], init="m@a").init_expert == "m"
     with pytest.raises(ValueError, match="takes no init"):
         ExpertSpec(id="p", arch="efficientnet_lite0", type="pretrained", init="gen")
+
+
+def test_code_mismatch_rule():
+    a, b = "a" * 40, "b" * 40
+    assert code_mismatch(a, a) is None and code_mismatch(a + "+dirty", a) is None
+    assert code_mismatch("unknown", a) is None and code_mismatch(a, "unknown") is None
+    assert code_mismatch(a, b) == f"revision {a}, this code is {b}"
+    assert code_mismatch(None, a) == f"it records no code revision, this code is {a}"
+
+
+def test_resume_refuses_a_checkpoint_of_other_code(tmp_path, monkeypatch):
+    import zoo.train
+
+    data = [_domain("toy", 32, 4, seed=0)]
+    kw = {"trainer_cfg": TRAINER, "logger_cfg": {"type": "none"}, "data": data}
+    monkeypatch.setattr(zoo.train, "git_revision", lambda: "a" * 40 + "+dirty")
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        train_expert(_spec(), RECIPE, tmp_path, callbacks=[_Interrupt(2)], **kw)
+    ckpt = tmp_path / "tiny" / CKPT_DIR / CKPT_NAME
+    assert torch.load(ckpt, weights_only=True)["zoobench_git_revision"] == "a" * 40 + "+dirty"
+    # the same config at another commit: refused like another config, with the way out
+    monkeypatch.setattr(zoo.train, "git_revision", lambda: "b" * 40)
+    with pytest.raises(
+        ValueError,
+        match=rf"written by other code \(revision a{{40}}\+dirty, this code is b{{40}}\).*"
+        rf"delete {tmp_path / 'tiny' / CKPT_DIR} \(its \.ckpt folder\) to start this expert over",
+    ):
+        train_expert(_spec(), RECIPE, tmp_path, **kw)
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 2  # kept as it was
+    # a checkpoint of older code, which recorded no revision, is refused too
+    state = torch.load(ckpt, weights_only=True)
+    del state["zoobench_git_revision"]
+    torch.save(state, ckpt)
+    with pytest.raises(ValueError, match="records no code revision.*start this expert over"):
+        train_expert(_spec(), RECIPE, tmp_path, **kw)
+    # the same commit (uncommitted changes are not seen) resumes and finishes
+    monkeypatch.setattr(zoo.train, "git_revision", lambda: "a" * 40)
+    state["zoobench_git_revision"] = "a" * 40 + "+dirty"
+    torch.save(state, ckpt)
+    train_expert(_spec(), RECIPE, tmp_path, **kw)
+    assert json.loads((tmp_path / "tiny" / CARD).read_text())["global_steps"] == 12
+
+
+def test_resume_wraps_a_state_dict_that_does_not_fit(tmp_path):
+    data = [_domain("toy", 32, 4, seed=0)]
+    kw = {"trainer_cfg": TRAINER, "logger_cfg": {"type": "none"}, "data": data}
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        train_expert(_spec(), RECIPE, tmp_path, callbacks=[_Interrupt(2)], **kw)
+    ckpt = tmp_path / "tiny" / CKPT_DIR / CKPT_NAME
+    state = torch.load(ckpt, weights_only=True)
+    # a parameter renamed by a later commit (same config hash, same revision recorded)
+    state["state_dict"] = {
+        k.replace("model.head.", "model.classifier."): v for k, v in state["state_dict"].items()
+    }
+    torch.save(state, ckpt)
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)does not fit the model \(Error\(s\) in loading state_dict.*model\.classifier\.weight"
+        r".*delete .*\.ckpt \(its \.ckpt folder\) to start this expert over",
+    ):
+        train_expert(_spec(), RECIPE, tmp_path, **kw)

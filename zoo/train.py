@@ -31,8 +31,13 @@ the interrupted epoch had already used. A checkpoint written under another confi
 is refused with an error. After the expert is stored the checkpoint folder is deleted (the store
 holds the final weights; the optimizer state is not kept).
 
-At the end (global rank 0): :func:`zoo.card.evaluate_expert` (source accuracies and the source
-profile), :func:`zoo.card.build_card` and :func:`zoo.store.save_expert`. Training logs: CSV under
+At the end: :func:`zoo.card.evaluate_expert` (source accuracies and the source profile), then on
+global rank 0 :func:`zoo.card.build_card` and :func:`zoo.store.save_expert`. In a distributed run
+(:class:`RankSync`) every rank evaluates its share of the data with rank 0's weights, the shares are
+combined (:func:`combine_shards`), and the other ranks wait for rank 0's store write before the next
+expert, so that they enter its DDP set-up together; a failure on any rank is raised on every rank,
+and a rank that never arrives fails the others after ``trainer.dist_timeout_s``. A checkpoint written
+at another git commit is refused like one of another config (:func:`code_mismatch`). Training logs: CSV under
 ``<zoo_dir>/<expert_id>/logs/`` (or wandb, offline by default, ``logger.type=wandb``;
 ``wandb.finish()`` is always called).
 """
@@ -47,22 +52,26 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from core.config import LoggerConfig, TrainerConfig, TrainRecipe
 from core.devices import resolve_device, resolve_precision, use_channels_last
-from core.io import atomic_path
+from core.io import atomic_path, git_revision
 from core.tracking import resolve_mode
 from zoo.card import (
     DomainData,
@@ -92,6 +101,7 @@ log = logging.getLogger(__name__)
 CKPT_DIR = ".ckpt"
 CKPT_NAME = "last.ckpt"
 CONFIG_HASH_KEY = "zoobench_config_hash"
+CODE_REVISION_KEY = "zoobench_git_revision"
 
 # ---------------------------------------------------------------------------------------------------
 # data: items tagged with their domain, batches of one domain, a resumable loader
@@ -259,6 +269,8 @@ class ExpertModule(L.LightningModule):
         recipe: Mapping[str, Any],
         channels_last: bool = False,
         config_hash: str = "",
+        code_revision: str = "unknown",
+        ckpt_path: str | os.PathLike = CKPT_NAME,
     ) -> None:
         super().__init__()
         self.model = model
@@ -266,6 +278,8 @@ class ExpertModule(L.LightningModule):
         self.recipe = dict(recipe)
         self.channels_last = channels_last
         self.config_hash = config_hash
+        self.code_revision = code_revision
+        self.ckpt_path = Path(ckpt_path)
         self.steps_per_epoch = 1  # set from the batch sampler before fitting
         self._domain = 0
 
@@ -310,14 +324,51 @@ class ExpertModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_HASH_KEY] = self.config_hash
+        checkpoint[CODE_REVISION_KEY] = self.code_revision
+
+    def _start_over(self) -> str:
+        return f"delete {self.ckpt_path.parent} (its .ckpt folder) to start this expert over"
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get(CONFIG_HASH_KEY)
         if saved != self.config_hash:
             raise ValueError(
                 f"the checkpoint to resume was written by another config (hash {saved}, now "
-                f"{self.config_hash}); delete its .ckpt folder to start over"
+                f"{self.config_hash}); {self._start_over()}"
             )
+        why = code_mismatch(checkpoint.get(CODE_REVISION_KEY), self.code_revision)
+        if why:
+            raise ValueError(
+                f"the checkpoint to resume {self.ckpt_path} was written by other code ({why}): "
+                f"resuming would train one expert with two code versions; {self._start_over()}"
+            )
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # reached on resume only: parameters renamed or reshaped since the checkpoint was written
+        try:
+            return super().load_state_dict(state_dict, *args, **kwargs)
+        except RuntimeError as e:
+            raise ValueError(
+                f"the checkpoint to resume {self.ckpt_path} does not fit the model ({e}); "
+                f"{self._start_over()}"
+            ) from e
+
+
+def code_mismatch(saved: str | None, now: str) -> str | None:
+    """Why a checkpoint written at git revision ``saved`` must not be resumed at ``now``, or None.
+
+    Refused: a checkpoint without a revision (written before revisions were recorded) and two known
+    revisions of different commits. Accepted: the same commit (uncommitted changes, ``+dirty``, are
+    not seen: ``git_revision`` does not hash them) and an ``unknown`` revision on either side (no
+    git: nothing to compare).
+    """
+    if saved is None:
+        return f"it records no code revision, this code is {now}"
+    if "unknown" in (saved, now):
+        return None
+    if saved.removesuffix("+dirty") != now.removesuffix("+dirty"):
+        return f"revision {saved}, this code is {now}"
+    return None
 
 
 class CheckpointRefusedError(ValueError, pickle.UnpicklingError):
@@ -400,6 +451,169 @@ def _device_name(trainer: L.Trainer) -> str:
         return f"cuda ({name}) x{trainer.world_size}"
     cpu = platform.processor() or platform.machine()
     return f"cpu ({cpu}, {torch.get_num_threads()} threads) x{trainer.world_size}"
+
+
+def trainer_strategy(name: Any, multi: bool, timeout_s: float) -> Any:
+    """Lightning's strategy for ``trainer.strategy``: a registered DDP strategy name becomes that
+    strategy with a process-group timeout of ``timeout_s`` seconds; anything else is passed on.
+
+    A multi-domain expert needs ``find_unused_parameters``: each step trains one domain, so the
+    other domains' BN, adapters and heads get no gradient.
+    """
+    if not isinstance(name, str):
+        return name
+    if multi and name.startswith("ddp") and "find_unused" not in name:
+        name = "ddp_find_unused_parameters_true" if name == "ddp" else name
+    if name not in StrategyRegistry or not issubclass(
+        StrategyRegistry[name]["strategy"], DDPStrategy
+    ):
+        return name
+    if not timeout_s > 0:
+        raise ValueError(f"trainer.dist_timeout_s must be > 0 seconds; got {timeout_s}")
+    entry = StrategyRegistry[name]
+    params = dict(entry["init_params"])
+    if multi:
+        params["find_unused_parameters"] = True
+    return entry["strategy"](**params, timeout=timedelta(seconds=float(timeout_s)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# ranks in step after training: a shared evaluation, then one barrier after the store write
+
+_SYNC_GROUPS: dict[tuple[int, float], Any] = {}
+
+
+class RankSync:
+    """Keeps the ranks of a distributed run in step between two experts.
+
+    After ``fit`` every rank evaluates its share of the data (:func:`shard_data`) with rank 0's
+    weights, the shares are gathered (:func:`combine_shards`), rank 0 stores the expert and then
+    tells the others whether it succeeded (:meth:`share_outcome` / :meth:`wait_outcome`). So no
+    rank enters the next expert's DDP set-up while rank 0 is still busy with this one, and a
+    failure on one rank becomes an error on every rank instead of a hang.
+
+    The messages travel over a gloo group of its own (CPU tensors, whatever the training backend)
+    whose timeout is ``timeout_s``: a rank that never arrives (killed, or stuck) fails the others
+    after that long, with a message naming the expert and the step, not the process group's.
+    """
+
+    def __init__(self, expert_id: str, timeout_s: float) -> None:
+        self.expert_id = expert_id
+        self.timeout_s = float(timeout_s)
+        self.rank = dist.get_rank()
+        self.world_size = dist.get_world_size()
+        key = (self.world_size, self.timeout_s)
+        if key not in _SYNC_GROUPS:
+            # collective: every rank creates it, in the same order (the first expert of the run)
+            _SYNC_GROUPS[key] = dist.new_group(
+                backend="gloo", timeout=timedelta(seconds=self.timeout_s)
+            )
+        self.group = _SYNC_GROUPS[key]
+
+    @classmethod
+    def of(cls, trainer: L.Trainer, expert_id: str, timeout_s: float) -> RankSync | None:
+        """The sync of a distributed run's rank; None in a single process (and in the main process
+        of ``ddp_spawn``, where training ran in child processes that are gone)."""
+        if trainer.world_size < 2 or not (dist.is_available() and dist.is_initialized()):
+            return None
+        return cls(expert_id, timeout_s)
+
+    def _run(self, what: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except (RuntimeError, dist.DistError) as e:
+            raise RuntimeError(
+                f"rank {self.rank} of {self.world_size}: {what} for expert {self.expert_id!r} "
+                f"failed or timed out (trainer.dist_timeout_s = {self.timeout_s:g} s): another "
+                f"rank stopped or is stuck; look at its error above ({type(e).__name__}: {e})"
+            ) from e
+
+    def broadcast_weights(self, model: nn.Module) -> None:
+        """Every rank takes rank 0's parameters and buffers (the weights it stores): after the last
+        step the BN running statistics differ between ranks, each updated with its own batch."""
+
+        def run() -> None:
+            with torch.no_grad():
+                for t in model.state_dict().values():
+                    buf = t.detach().to("cpu", copy=True)
+                    dist.broadcast(buf, src=0, group=self.group)
+                    t.copy_(buf)
+
+        self._run("sharing rank 0's weights", run)
+
+    def gather(self, obj: Any, what: str) -> list[Any]:
+        """Every rank's ``obj``, in rank order, on every rank."""
+        out: list[Any] = [None] * self.world_size
+        self._run(what, lambda: dist.all_gather_object(out, obj, group=self.group))
+        return out
+
+    def share_outcome(self, error: str | None) -> None:
+        """Rank 0: tell the others whether the expert is stored (None) or why not."""
+        self._run("reporting the stored expert", lambda: self._broadcast(error))
+
+    def wait_outcome(self) -> str | None:
+        """Ranks > 0: wait until rank 0 has stored the expert; its error message, or None."""
+        return self._run("waiting for rank 0 to store the expert", lambda: self._broadcast(None))
+
+    def _broadcast(self, value: str | None) -> str | None:
+        box = [value]
+        dist.broadcast_object_list(box, src=0, group=self.group)
+        return box[0]
+
+
+def shard_data(data: Sequence[DomainData], rank: int, world_size: int) -> list[DomainData]:
+    """Rank ``rank``'s share of every split: items ``rank, rank + world_size, ...``."""
+    if world_size == 1:
+        return list(data)
+
+    def part(ds: Dataset) -> Subset:
+        return Subset(ds, range(rank, len(ds), world_size))  # type: ignore[arg-type]
+
+    return [
+        replace(
+            dd,
+            train=part(dd.train),
+            train_eval=part(dd.train_eval),
+            test=part(dd.test),
+            labels=np.asarray(dd.labels)[rank::world_size],
+        )
+        for dd in data
+    ]
+
+
+def combine_shards(
+    parts: Sequence[tuple[list[dict[str, Any]], dict[str, float], dict[str, Any], dict[str, int]]],
+) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """:func:`zoo.card.evaluate_expert`'s result over the whole data from its results on shards.
+
+    ``parts`` holds, per shard, ``(domains, accuracy, profile, test sizes)``; test sizes are the
+    number of test items per dataset in that shard. The accuracy of dataset ``d`` is
+    ``sum_r hits_r / sum_r n_r`` with ``hits_r = accuracy_r * n_r``; a domain's accuracy on the
+    card is its dataset's, or for a joined single-domain expert the pooled accuracy over all its
+    datasets. The profile's class means are ``sum_r means_r * counts_r / max(sum_r counts_r, 1)``
+    (zeros for a class absent everywhere, as :func:`core.arrays.class_means`).
+    """
+    domains = [dict(d) for d in parts[0][0]]
+    hits: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    for _, acc, _, n in parts:
+        for name, a in acc.items():
+            k = int(n[name])
+            hits[name] = hits.get(name, 0.0) + (round(float(a) * k) if k else 0)
+            sizes[name] = sizes.get(name, 0) + k
+    accuracy = {n: hits[n] / sizes[n] if sizes[n] else float("nan") for n in hits}
+    for d in domains:
+        h = sum(hits[s] for s in d["datasets"])
+        k = sum(sizes[s] for s in d["datasets"])
+        d["source_accuracy"] = h / k if k else float("nan")
+    profile: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in parts[0][2]:
+        counts = sum(np.asarray(p[2][name][1], dtype=np.int64) for p in parts)
+        sums = sum(
+            np.asarray(p[2][name][0], dtype=np.float64) * p[2][name][1][:, None] for p in parts
+        )
+        profile[name] = (sums / np.maximum(counts, 1)[:, None], counts)
+    return domains, accuracy, profile
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -582,14 +796,17 @@ def train_expert(
     device = resolve_device(tcfg.accelerator)
     precision = resolve_precision(tcfg.precision, device)
     channels_last = use_channels_last(tcfg.channels_last, device, precision)
-    strategy = tcfg.strategy
-    if multi and str(strategy).startswith("ddp") and "find_unused" not in str(strategy):
-        # each step trains one domain: the other domains' BN, adapters and heads get no gradient
-        strategy = "ddp_find_unused_parameters_true"
+    strategy = trainer_strategy(tcfg.strategy, multi, tcfg.dist_timeout_s)
     ckpt_path = expert_dir / CKPT_DIR / CKPT_NAME
     logger = _make_logger(logger_cfg, expert_dir, spec.id, Path(out_dir) if out_dir else None)
     module = ExpertModule(
-        model, domain_names, recipe, channels_last=channels_last, config_hash=chash
+        model,
+        domain_names,
+        recipe,
+        channels_last=channels_last,
+        config_hash=chash,
+        code_revision=git_revision(),
+        ckpt_path=ckpt_path,
     )
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -652,42 +869,76 @@ def train_expert(
             raise RuntimeError(
                 f"training of {spec.id} was interrupted; rerun to resume from {ckpt_path}"
             )
-        if not trainer.is_global_zero:
-            return None
         device_name = _device_name(trainer)
+        sync = RankSync.of(trainer, spec.id, tcfg.dist_timeout_s)
     finally:
         if logger_cfg.type == "wandb":
             import wandb
 
             wandb.finish()
 
-    # evaluation and store (rank 0); bf16 autocast on a GPU only, fp32 elsewhere
+    # evaluation, split between the ranks of a distributed run (each on its own device) so that no
+    # rank waits for a long evaluation by another; bf16 autocast on a GPU only, fp32 elsewhere
     t1 = time.perf_counter()
     model = model.to(memory_format=torch.contiguous_format)
-    domains, accuracy, profile = evaluate_expert(
-        model,
-        data,
-        batch_size=max(256, int(recipe["batch_size"])),
-        device=device,
-        autocast=device.type == "cuda" and precision == "bf16-mixed",
-        num_workers=int(recipe["num_workers"]),
-    )
+    rank, world = (sync.rank, sync.world_size) if sync else (0, 1)
+    if sync:
+        sync.broadcast_weights(model)
+    shards = shard_data(data, rank, world)
+    try:
+        domains, accuracy, profile = evaluate_expert(
+            model,
+            shards,
+            batch_size=max(256, int(recipe["batch_size"])),
+            device=trainer.strategy.root_device if sync else device,
+            autocast=device.type == "cuda" and precision == "bf16-mixed",
+            num_workers=int(recipe["num_workers"]),
+        )
+        part: Any = (domains, accuracy, profile, {dd.name: len(dd.test) for dd in shards})
+    except Exception as e:
+        if not sync:
+            raise
+        part = f"{type(e).__name__}: {e}"
+        failed: BaseException | None = e
+    else:
+        failed = None
     model = model.to("cpu")
-    card = build_card(
-        spec,
-        domains=domains,
-        source_accuracy=accuracy,
-        config_hash=chash,
-        recipe={**recipe, "max_steps": max_steps, "seed": int(seed)},
-        train_seconds=train_seconds,
-        eval_seconds=time.perf_counter() - t1,
-        global_steps=int(trainer.global_step),
-        device=device_name,
-        precision=precision,
-        init_weights_sha256=init_sha,
-    )
-    out = save_expert(zoo_dir, spec.id, model, card, profile)
-    shutil.rmtree(expert_dir / CKPT_DIR, ignore_errors=True)
+    if sync:
+        parts = sync.gather(part, "gathering the source evaluation")
+        errors = [f"rank {r}: {p}" for r, p in enumerate(parts) if isinstance(p, str)]
+        if errors:
+            raise RuntimeError(
+                f"evaluating expert {spec.id!r} failed on {'; '.join(errors)}"
+            ) from failed
+        if rank > 0:
+            error = sync.wait_outcome()
+            if error:
+                raise RuntimeError(f"rank 0 could not store expert {spec.id!r}: {error}")
+            return None
+        domains, accuracy, profile = combine_shards(parts)
+    # the store write (rank 0): the other ranks wait for its outcome, then all go on in step
+    try:
+        card = build_card(
+            spec,
+            domains=domains,
+            source_accuracy=accuracy,
+            config_hash=chash,
+            recipe={**recipe, "max_steps": max_steps, "seed": int(seed)},
+            train_seconds=train_seconds,
+            eval_seconds=time.perf_counter() - t1,
+            global_steps=int(trainer.global_step),
+            device=device_name,
+            precision=precision,
+            init_weights_sha256=init_sha,
+        )
+        out = save_expert(zoo_dir, spec.id, model, card, profile)
+        shutil.rmtree(zoo_dir / spec.id / CKPT_DIR, ignore_errors=True)
+    except Exception as e:
+        if sync:
+            sync.share_outcome(f"{type(e).__name__}: {e}")
+        raise
+    if sync:
+        sync.share_outcome(None)
     return out
 
 
@@ -811,13 +1062,18 @@ def train_zoo_main(cfg: Any) -> None:
 
 __all__ = [
     "DomainBatchSampler",
+    "RankSync",
     "DomainSamples",
     "ExpertModule",
     "ResumableLoader",
+    "code_mismatch",
+    "combine_shards",
     "init_backbone",
     "lightning_accelerator",
     "lr_factor",
+    "shard_data",
     "stored_mismatch",
     "train_expert",
     "train_zoo_main",
+    "trainer_strategy",
 ]
