@@ -21,7 +21,7 @@ def sinkhorn(
     b: np.ndarray,
     cost: np.ndarray,
     reg: float,
-    max_iter: int = 100_000,
+    max_iter: int = 20_000,
     tol: float = 1e-10,
 ) -> np.ndarray:
     """The entropic OT plan P = argmin_{P 1 = a, P^T 1 = b} <P, cost> - reg H(P), (m, n).
@@ -29,7 +29,9 @@ def sinkhorn(
     Log-domain Sinkhorn: f <- reg (log a - LSE_j((g_j - cost_ij) / reg)), g likewise, until the
     column marginal of P_ij = exp((f_i + g_j - cost_ij) / reg) is within ``tol`` (L1) of b (the
     row marginal is exact after each f update). As reg -> 0, P tends to an optimal plan of the
-    unregularised problem (for uniform square marginals, a scaled permutation matrix).
+    unregularised problem (for uniform square marginals, a scaled permutation matrix), but the
+    iterations contract more slowly (by about 1 - exp(-cost range / reg) per sweep): past
+    ``max_iter`` sweeps the plan is returned as it stands (its column marginal exact).
     """
     if reg <= 0:
         raise ValueError(f"sinkhorn reg must be > 0; got {reg}")
