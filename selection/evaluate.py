@@ -39,6 +39,12 @@ reference-space profile of each entry's source datasets (``Extractor.source_prof
 Reference methods get ``entry_info`` (``n_params`` of the loaded model, ``source_accuracy`` of the
 entry's domain from the card, NaN when unknown).
 
+Zoo-level methods (``Method.level == "zoo"``, e.g. NCTI and ETran, which normalise their parts over
+the models ranked) are scored once per draw over every entry that has their inputs
+(``selection.score_zoo``), after the entries' extraction; their table has the same per-entry rows,
+with ``score_seconds`` the zoo call's wall time shared equally by its entries. Their key already
+covers every entry's fingerprint, so adding or retraining any entry recomputes them.
+
 Each method's ranking is printed (by the mean score over draws); ``analyze.py`` judges it against
 the fine-tuning ground truth.
 """
@@ -71,7 +77,7 @@ from selection.extract import (
     resolve_precision,
     source_datasets,
 )
-from selection.registry import Method, available, get_method, score_detail
+from selection.registry import Method, available, get_method, score_detail, score_zoo
 
 SCORE_COLUMNS = [
     "entry",
@@ -351,6 +357,10 @@ def score_cell(
     tag = f"[{target} shots={shots}]"
     progress = Progress(len(seeds) * len(entries), f"{tag} scoring", unit="entries")
     for seed in seeds:
+        # zoo-level methods: each entry's (capped) inputs and extraction cost, scored after the loop
+        pending: dict[str, dict[str, tuple[dict[str, Any], int, int | None, float]]] = {
+            m.name: {} for m in methods if m.method.level == "zoo"
+        }
         probe, probe_share = None, 0.0
         if "probe_features" in needs:
             probe = extractor.probe(target, shots, seed)
@@ -435,6 +445,13 @@ def score_cell(
                     notes.append(f"{m.name} skipped: no {', '.join(missing)}{why}")
                     continue
                 cap = int(sample_cap) if m.method.quadratic and sample_cap else None
+                if m.method.level == "zoo":
+                    use, n_used = _capped(
+                        {n: inputs[n] for n in m.method.needs}, labels, cap, cap_seed
+                    )
+                    cost = _extract_seconds(m.method.needs, x, probe_share)
+                    pending[m.name][entry] = (use, n_used, cap, cost)
+                    continue
                 start = time.perf_counter()
                 try:
                     use, n_used = _capped(
@@ -484,7 +501,50 @@ def score_cell(
             progress.update()
             for note in notes:
                 print(f"  note: {entry}: {note}")
+        for m in methods:
+            if m.name in pending and pending[m.name]:
+                rows[m.name].extend(
+                    _score_zoo_rows(m, pending[m.name], seed, keys.get(m.name, ""), tag)
+                )
     return rows
+
+
+def _score_zoo_rows(
+    run: MethodRun,
+    pending: dict[str, tuple[dict[str, Any], int, int | None, float]],
+    seed: int,
+    key: str,
+    tag: str,
+) -> list[dict[str, Any]]:
+    """Rows of a zoo-level method on one draw: one ``score_zoo`` call over every pending entry.
+
+    ``pending``: entry -> (inputs, n used, cap, extract seconds). The call's wall time is shared
+    equally by the entries (``score_seconds``). A failure of the call leaves the draw unscored.
+    """
+    start = time.perf_counter()
+    try:
+        results = score_zoo(run.name, {e: p[0] for e, p in pending.items()}, **run.params)
+    except (ValueError, FloatingPointError) as e:
+        print(f"  note: {run.name} failed on seed={seed}: {e}")
+        return []
+    share = (time.perf_counter() - start) / len(pending)
+    print(f"{tag} seed={seed} {run.name} over {len(pending)} entries ({share * len(pending):.2f}s)")
+    return [
+        {
+            "entry": entry,
+            "seed": seed,
+            "score": results[entry].value,
+            "seconds": extract_seconds + share,
+            "extract_seconds": extract_seconds,
+            "score_seconds": share,
+            "n": n_used,
+            "cap": cap,
+            "remedy": results[entry].remedy,
+            "reference": bool(run.method.reference),
+            "key": key,
+        }
+        for entry, (_, n_used, cap, extract_seconds) in pending.items()
+    ]
 
 
 def _draws(table: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:

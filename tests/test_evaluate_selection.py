@@ -219,7 +219,8 @@ def test_method_all_writes_one_table_per_method_on_one_extraction(
         assert list(table.columns) == SCORE_COLUMNS
         # beta was stored without a source profile: the own-space variant skips it with a note;
         # in the reference space its card's source datasets are enough
-        expected = ["alpha"] if name == "domain_similarity_own_space" else ["alpha", "beta"]
+        own_profile = "source_profile" in method.needs and name != "domain_similarity"
+        expected = ["alpha"] if own_profile else ["alpha", "beta"]
         assert table["entry"].tolist() == expected, name
         assert (table["seed"] == 0).all(), name
         if method.quadratic:

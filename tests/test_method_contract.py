@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from selection.registry import available, score, score_detail
+from selection.registry import INPUTS, available, score, score_detail, score_zoo
 
 NAMES = list(available())
 PER_SAMPLE = ("features", "probs", "labels", "grads", "probe_features")
@@ -59,6 +59,19 @@ def _needs(name: str) -> tuple[str, ...]:
     return available()[name].needs
 
 
+def _is_zoo(name: str) -> bool:
+    return available()[name].level == "zoo"
+
+
+def _zoo_value(name: str, inputs: dict, other: dict) -> float:
+    """A zoo-level method's value for entry "a" in the zoo {a: inputs, b: other}.
+
+    Keys of ``inputs`` outside INPUTS are passed as the method's parameters."""
+    params = {k: v for k, v in inputs.items() if k not in INPUTS}
+    own = {k: v for k, v in inputs.items() if k in INPUTS}
+    return score_zoo(name, {"a": own, "b": other}, **params)["a"].value
+
+
 @st.composite
 def random_inputs(draw) -> dict:
     """Valid but arbitrary inputs: values anywhere in [-100, 100], ties, constant columns."""
@@ -89,6 +102,15 @@ def random_inputs(draw) -> dict:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(inputs=random_inputs())
 def test_finite_on_valid_input(name, inputs):
+    if _is_zoo(name):
+        # a zoo of the drawn entry and a shifted copy, and the entry alone
+        shifted = {**inputs, "features": inputs["features"] + 1.0}
+        results = score_zoo(name, {"a": inputs, "b": shifted})
+        assert all(np.isfinite(r.value) and isinstance(r.remedy, str) for r in results.values())
+        assert np.isfinite(score_zoo(name, {"a": inputs})["a"].value)
+        with pytest.raises(ValueError, match="zoo-level"):
+            score_detail(name, **inputs)
+        return
     result = score_detail(name, **inputs)  # score_detail raises on a non-finite value
     assert np.isfinite(result.value)
     assert isinstance(result.remedy, str)
@@ -100,6 +122,14 @@ def test_sample_permutation(name):
     inputs = valid_inputs()
     order = np.random.default_rng(5).permutation(len(inputs["labels"]))
     shuffled = {k: (v[order] if k in PER_SAMPLE else v) for k, v in inputs.items()}
+    if _is_zoo(name):
+        # both entries' samples shuffled (they are one target's samples in the same order)
+        other = valid_inputs(seed=1)
+        other_shuffled = {k: (v[order] if k in PER_SAMPLE else v) for k, v in other.items()}
+        a, b = _zoo_value(name, inputs, other), _zoo_value(name, shuffled, other_shuffled)
+        assert _zoo_value(name, inputs, other) == a
+        assert b == pytest.approx(a, rel=1e-7, abs=1e-10)
+        return
     a, b = score(name, **inputs), score(name, **shuffled)
     assert score(name, **inputs) == a  # equal inputs, equal value (seeded methods included)
     if name not in ORDER_DEPENDENT:
@@ -142,7 +172,10 @@ def _bad_cases(name: str) -> list[tuple[str, dict, str]]:
 def test_bad_input_is_refused_clearly(name):
     for label, inputs, message in _bad_cases(name):
         with pytest.raises(ValueError, match=message):
-            score(name, **inputs)
+            if _is_zoo(name):
+                _zoo_value(name, inputs, valid_inputs(seed=1))
+            else:
+                score(name, **inputs)
         assert label  # the case's name, for the traceback
 
 
@@ -154,6 +187,8 @@ REFERENCE = {"param_count", "source_accuracy"}
 OTHER_NEEDS = {
     "domain_similarity": ("features", "labels", "source_profile"),
     "domain_similarity_own_space": ("features", "labels", "source_profile"),
+    "etran_energy": ("features",),
+    "ot_nce": ("features", "labels", "source_profile"),
     "feature_density": ("features",),
     "feature_metrics": ("features",),
     "lgc": ("grads", "labels"),
@@ -166,8 +201,13 @@ OTHER_NEEDS = {
 }
 
 
+#: Methods scored over every entry of a cell at once (``selection.score_zoo``).
+ZOO_LEVEL = {"etran", "ncti"}
+
+
 def test_registered_inputs_and_cost_flags():
     methods = available()
+    assert {n for n, m in methods.items() if m.level == "zoo"} == ZOO_LEVEL
     assert {n for n, m in methods.items() if m.quadratic} == QUADRATIC
     assert {n for n, m in methods.items() if m.reference} == REFERENCE
     for name, method in methods.items():

@@ -127,6 +127,9 @@ _LABEL_FREE_DENSITY = {
     # rewards dense activations by design (not the paper's Feature Metrics): pure Gaussian noise
     # is fully active, so it ranks noise first at every N and D; no regime makes it informative
     "feature_density",
+    # ETran's energy part: logsumexp of the features grows with log D and the feature scale, so
+    # wide noise ranks first at every N; no PCA remedy applies (it changes what is measured)
+    "etran_energy",
 }
 
 
@@ -135,6 +138,7 @@ def _feature_methods() -> list[str]:
         name
         for name, m in available().items()
         if "features" in m.needs
+        and m.level == "entry"  # zoo-level scores have no per-entry value (score_zoo)
         and set(m.needs) <= {"features", "labels"}
         and name not in _LABEL_FREE_DENSITY
     ]
