@@ -155,7 +155,7 @@ class FileLock:
         self.heartbeat = float(heartbeat)
         self.token = ""
         self.lost = False
-        self.waited = 0.0  # seconds acquire() waited for another owner
+        self.waited = 0.0  # seconds acquire() waited for another owner (0: claimed at once)
         self._nested = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -210,6 +210,9 @@ class FileLock:
         if not poll > 0:
             raise ValueError(f"poll must be > 0 seconds, got {poll!r}")
         start = time.monotonic()
+        self.waited = 0.0
+        if self.try_claim():
+            return self
         while not self.try_claim():
             waited = time.monotonic() - start
             if timeout is not None and waited >= timeout:

@@ -282,7 +282,9 @@ def test_replacing_an_expert_never_mixes_old_and_new(tmp_path, monkeypatch):
             _save_single(tmp_path, "e", seed=1)
     assert load_card("e", tmp_path) == old_card
     assert _state_equal(load_weights("e", tmp_path), old)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]  # no staging folder left
+    # no staging folder left (the lock folder stays, empty)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", "e"]
+    assert not list((tmp_path / ".locks").iterdir())
 
     # a crash while the files are moved in: the old card went first, so the folder is no expert
     real_replace = os.replace
@@ -304,6 +306,6 @@ def test_replacing_an_expert_never_mixes_old_and_new(tmp_path, monkeypatch):
     assert _state_equal(load_weights("e", tmp_path), new) and not _state_equal(new, old)
     assert card["weights_sha256"] != old_card["weights_sha256"]
     assert entry_fingerprint("e", card) == card["weights_sha256"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", "e"]
     with pytest.raises(ValueError, match="no weights_sha256"):
         entry_fingerprint("e", {k: v for k, v in card.items() if k != "weights_sha256"})
