@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from core import keys
 from core.ground_truth import ground_truth as _ground_truth
 from core.io import atomic_write, read_json
+from core.locks import file_lock
 from core.results import check_cells, list_result_files, recipe_hash
 from finetune.run import check_result
 
@@ -169,15 +170,20 @@ def collect(
     """Scan the results (default ``<out_dir>/finetune``) and write the three tables into ``out_dir``.
 
     Returns (runs, gt): the tables written to finetune_runs.parquet and finetune_gt.parquet.
+
+    The scan and the three writes hold ``<out_dir>/.locks/collect.lock`` (:mod:`core.locks`): of
+    two collects ending together, the one that writes last also scanned last, and the three tables
+    always come from one scan.
     """
     out_dir = Path(out_dir)
     finetune_dir = Path(finetune_dir) if finetune_dir is not None else out_dir / "finetune"
-    runs, problems = scan_results(finetune_dir)
-    gt = ground_truth(runs)
-    cost = cost_table(runs)
-    _write_parquet(runs, out_dir / "finetune_runs.parquet")
-    _write_parquet(gt, out_dir / "finetune_gt.parquet")
-    atomic_write(out_dir / "finetune_cost.csv", lambda tmp: cost.to_csv(tmp, index=False))
+    with file_lock(out_dir / ".locks" / "collect.lock"):
+        runs, problems = scan_results(finetune_dir)
+        gt = ground_truth(runs)
+        cost = cost_table(runs)
+        _write_parquet(runs, out_dir / "finetune_runs.parquet")
+        _write_parquet(gt, out_dir / "finetune_gt.parquet")
+        atomic_write(out_dir / "finetune_cost.csv", lambda tmp: cost.to_csv(tmp, index=False))
     n_cells = runs[["target", "shots"]].drop_duplicates().shape[0]
     log.info(
         "collected %d runs (%d skipped) into %d ground-truth rows over %d (target, shots) cells in %s",

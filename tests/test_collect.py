@@ -138,7 +138,9 @@ def test_collect_best_lr_rule_and_bad_files(results_dir: Path, caplog) -> None:
         {"target": "digits", "shots": "full", "seconds": 22.0, "n_runs": 2, "n_entries": 1},
         {"target": "greek", "shots": "20", "seconds": 0.5, "n_runs": 1, "n_entries": 1},
     ]
-    assert not any(p.name.startswith(".") for p in results_dir.iterdir())
+    # no temporary file left; the lock folder stays, empty
+    assert [p.name for p in results_dir.iterdir() if p.name.startswith(".")] == [".locks"]
+    assert not list((results_dir / ".locks").iterdir())
 
 
 def test_ground_truth_matches_a_naive_loop() -> None:

@@ -197,6 +197,14 @@ def test_cache_and_profile_files_are_read_without_pickles(tmp_path: Path, marker
     save_tiny_expert(zoo, "tiny", seed=0)
     profile = zoo / "tiny" / "source_profile.npz"
     _npz_with_object(profile, marker, "src.means", **{"src.counts": np.ones(5)})
+    # the card's profile_sha256 refuses a swapped file before it is opened
+    with pytest.raises(ValueError, match="does not belong to its card"):
+        load_source_profile("tiny", zoo)
+    # a card without the field (older store): the file is opened, and its pickle refused
+    card_path = zoo / "tiny" / "card.json"
+    card = json.loads(card_path.read_text())
+    del card["profile_sha256"]
+    card_path.write_text(json.dumps(card))
     with pytest.raises(ValueError, match="allow_pickle=False") as refused:
         load_source_profile("tiny", zoo)
     assert f"cannot read source profile {profile}" in str(refused.value)  # names the file

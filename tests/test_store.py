@@ -282,7 +282,9 @@ def test_replacing_an_expert_never_mixes_old_and_new(tmp_path, monkeypatch):
             _save_single(tmp_path, "e", seed=1)
     assert load_card("e", tmp_path) == old_card
     assert _state_equal(load_weights("e", tmp_path), old)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]  # no staging folder left
+    # no staging folder left (the lock folder stays, empty)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", "e"]
+    assert not list((tmp_path / ".locks").iterdir())
 
     # a crash while the files are moved in: the old card went first, so the folder is no expert
     real_replace = os.replace
@@ -304,6 +306,42 @@ def test_replacing_an_expert_never_mixes_old_and_new(tmp_path, monkeypatch):
     assert _state_equal(load_weights("e", tmp_path), new) and not _state_equal(new, old)
     assert card["weights_sha256"] != old_card["weights_sha256"]
     assert entry_fingerprint("e", card) == card["weights_sha256"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", "e"]
     with pytest.raises(ValueError, match="no weights_sha256"):
         entry_fingerprint("e", {k: v for k, v in card.items() if k != "weights_sha256"})
+
+
+def test_a_profile_of_another_run_is_refused(tmp_path):
+    from zoo.store import PROFILE, _sha256
+
+    _save_single(tmp_path, "a", seed=0)
+    _save_single(tmp_path, "b", seed=1)
+    card = load_card("a", tmp_path)
+    assert card["profile_sha256"] == _sha256(tmp_path / "a" / PROFILE)
+    means, _ = load_source_profile("a", tmp_path)
+    # b's profile (same domain, same shapes) under a's card: the mix a race used to leave
+    os.replace(tmp_path / "b" / PROFILE, tmp_path / "a" / PROFILE)
+    with pytest.raises(ValueError, match="does not belong to its card"):
+        load_source_profile("a", tmp_path)
+    # a card written before the field: not checked
+    card.pop("profile_sha256")
+    (tmp_path / "a" / CARD).write_text(json.dumps(card))
+    assert not np.array_equal(load_source_profile("a", tmp_path)[0], means)
+
+
+def test_staging_left_by_a_killed_save_is_ignored_then_removed(tmp_path):
+    _save_single(tmp_path, "e", seed=0)
+    # what a save killed mid-way leaves: a hidden staging folder with some of the files
+    left = tmp_path / ".e.tmp-4242-deadbeef"
+    left.mkdir()
+    (left / "weights.safetensors").write_bytes(b"partial")
+    other = tmp_path / ".f.tmp-4242-deadbeef"  # another expert's: not this save's business
+    other.mkdir()
+    assert expert_ids(tmp_path) == ["e"] and list_entries(tmp_path) == ["e"]
+    _save_single(tmp_path, "e", seed=1)
+    assert not left.exists() and other.exists()
+    # the same for the manifest's temporary files
+    stale = tmp_path / ".manifest.csv.tmp-4242-deadbeef"
+    stale.write_text("partial")
+    write_manifest(tmp_path)
+    assert not stale.exists() and (tmp_path / "manifest.csv").is_file()

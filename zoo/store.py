@@ -6,6 +6,8 @@ Layout (every file written atomically through :mod:`core.io`)::
     <zoo_dir>/<expert_id>/card.json             what the expert is (written last: a card = a complete expert)
     <zoo_dir>/<expert_id>/source_profile.npz    per domain: class-mean penultimate features, class counts
     <zoo_dir>/manifest.csv                      one row per entry, derived from the cards
+    <zoo_dir>/.locks/<expert_id>.lock           held while the expert is trained or stored
+    <zoo_dir>/.locks/manifest.lock              held while the manifest is rebuilt
 
 An *entry* is what can be fine-tuned: ``<expert_id>`` for a single-domain (or pretrained) expert,
 ``<expert_id>@<domain>`` for one domain of a multi-domain expert.
@@ -15,7 +17,13 @@ Card fields: ``expert_id``, ``entries``, ``arch``, ``arch_kwargs``, ``type``
 head: ``name``, ``num_classes``, ``classes``, ``datasets``, ``source_accuracy``), ``source_accuracy``
 (per source dataset, test split), ``input_size``, ``mean``, ``std``, ``recipe``, ``train_seconds``,
 ``device``, ``precision``, ``config_hash``, ``git_revision``, ``created``, ``init``, ``pretrained``,
-and for integrity ``tensors`` (name -> shape) and ``weights_sha256``.
+and for integrity ``tensors`` (name -> shape), ``weights_sha256`` and ``profile_sha256`` (the
+source profile written with these weights; checked when the profile is read).
+
+Concurrent writers (several jobs on one shared store, NFS included) are serialised by lock files
+(:mod:`core.locks`): :func:`save_expert` holds the expert's lock (the trainer holds it for the whole
+training, see :func:`expert_lock`), :func:`write_manifest` the manifest's lock around its scan and
+its write, so a manifest written last has seen every card stored before it started.
 """
 
 from __future__ import annotations
@@ -42,8 +50,10 @@ from core.io import (
     atomic_path,
     atomic_write_json,
     atomic_write_text,
+    is_temporary,
 )
 from core.keys import expert_of, join_entry, split_entry
+from core.locks import FileLock
 from zoo.models import Classifier, create_model
 from zoo.multidomain import KINDS as MULTI_KINDS
 from zoo.multidomain import MultiDomainClassifier
@@ -53,6 +63,7 @@ log = logging.getLogger(__name__)
 WEIGHTS = "weights.safetensors"
 PROFILE = "source_profile.npz"
 MANIFEST = "manifest.csv"
+LOCKS = ".locks"
 EXPERT_TYPES = ("single", "pretrained", *MULTI_KINDS)
 CARD_REQUIRED = ("arch", "arch_kwargs", "type", "domains", "input_size", "mean", "std")
 _UMASK = os.umask(0)
@@ -84,6 +95,31 @@ def check_expert_id(expert_id: str) -> str:
     return expert_id
 
 
+def expert_lock(zoo_dir: str | os.PathLike, expert_id: str) -> FileLock:
+    """The (unclaimed) lock of ``expert_id``: ``<zoo_dir>/.locks/<expert_id>.lock``.
+
+    Whoever trains, resumes or stores the expert holds it, so two jobs never train one expert into
+    one checkpoint nor interleave its files; it is re-entrant within a thread (the trainer holds it
+    while :func:`save_expert` takes it again).
+    """
+    return FileLock(Path(zoo_dir) / LOCKS / f"{check_expert_id(expert_id)}.lock")
+
+
+def _remove_leftovers(folder: Path, prefix: str, keep: Path | None = None) -> None:
+    """Remove ``<folder>/.<prefix>.tmp-*`` (files or folders) left by killed writers.
+
+    Call it holding the lock of whatever writes them: then no live writer owns one.
+    """
+    for p in folder.glob(f".{prefix}{TMP_MARK}*"):
+        if p != keep and is_temporary(p):
+            log.info("removing %s, left by an interrupted write", p)
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+
 def entry_ids(card: dict) -> list[str]:
     """The fine-tunable entries of an expert described by ``card``."""
     expert_id = card["expert_id"]
@@ -112,15 +148,16 @@ def save_expert(
     Args:
         model: a :class:`Classifier` (single / pretrained) or :class:`MultiDomainClassifier`.
         card: at least ``arch, arch_kwargs, type, domains, input_size, mean, std``; the store adds
-            ``expert_id``, ``entries``, ``tensors``, ``weights_sha256`` and ``created`` (if absent).
+            ``expert_id``, ``entries``, ``tensors``, ``weights_sha256``, ``profile_sha256`` and
+            ``created`` (if absent).
         source_profile: domain name -> (class-mean features ``(C, D)`` float64, class counts ``(C,)``
             int64); may be empty (an expert imported without its source data).
 
     Returns the expert folder. The card is written last, so a folder with a card is complete; an
     expert already stored under ``expert_id`` is replaced as a whole (its card is removed first).
+    Holds :func:`expert_lock` (waiting for another writer of the same expert), and removes the
+    staging folders that killed saves of this expert left.
     """
-    from safetensors.torch import save_file
-
     check_expert_id(expert_id)
     missing = [k for k in CARD_REQUIRED if k not in card]
     if missing:
@@ -138,6 +175,20 @@ def save_expert(
                 f"source profile of {name!r}: means {means.shape} and counts {counts.shape} "
                 "must be (C, D) and (C,)"
             )
+
+    with expert_lock(zoo_dir, expert_id):
+        _remove_leftovers(Path(zoo_dir), expert_id)
+        return _save_expert_locked(zoo_dir, expert_id, model, card, source_profile)
+
+
+def _save_expert_locked(
+    zoo_dir: str | os.PathLike,
+    expert_id: str,
+    model: nn.Module,
+    card: dict,
+    source_profile: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> Path:
+    from safetensors.torch import save_file
 
     expert_dir = Path(zoo_dir) / expert_id
     # Everything is written to a staging folder first (hidden, so never listed as an expert), then
@@ -160,13 +211,16 @@ def save_expert(
         for name, (means, counts) in source_profile.items():
             arrays[f"{name}.means"] = np.asarray(means, dtype=np.float64)
             arrays[f"{name}.counts"] = np.asarray(counts, dtype=np.int64)
-        with atomic_path(staging / PROFILE) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        with atomic_path(staging / PROFILE) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            profile_sha = _sha256(tmp)
 
         full = dict(card)
         full["expert_id"] = expert_id
         full["tensors"] = {k: list(v.shape) for k, v in tensors.items()}
         full["weights_sha256"] = sha
+        full["profile_sha256"] = profile_sha
         full.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         full["entries"] = entry_ids(full)
         atomic_write_json(staging / CARD, full)
@@ -392,6 +446,12 @@ def load_source_profile(entry_id: str, zoo_dir: str | os.PathLike) -> tuple[np.n
     path = Path(zoo_dir) / expert_id / PROFILE
     if not path.is_file():
         raise ValueError(f"source profile missing: {path}")
+    expected_sha = card.get("profile_sha256")  # cards written before the field: not checked
+    if expected_sha and _sha256(path) != expected_sha:
+        raise ValueError(
+            f"source profile {path} does not belong to its card (its sha256 differs from the "
+            "card's profile_sha256): it was written by another run or corrupted; retrain the expert"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             if f"{domain}.means" not in z.files:
@@ -418,7 +478,16 @@ def write_manifest(zoo_dir: str | os.PathLike) -> Path:
     Columns: entry_id, expert_id, domain, arch, type, sources, num_classes, source_accuracy (the
     domain's head on its test split; empty when unknown), train_seconds, input_size, init, device,
     precision, created.
+
+    The scan of the cards and the write happen under ``<zoo_dir>/.locks/manifest.lock``: two jobs
+    ending together cannot write an older scan over a newer one.
     """
+    with FileLock(Path(zoo_dir) / LOCKS / "manifest.lock"):
+        _remove_leftovers(Path(zoo_dir), MANIFEST)
+        return _write_manifest_locked(zoo_dir)
+
+
+def _write_manifest_locked(zoo_dir: str | os.PathLike) -> Path:
     import pandas as pd
 
     rows: list[dict[str, Any]] = []

@@ -44,6 +44,7 @@ at another git commit is refused like one of another config (:func:`code_mismatc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -63,6 +64,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
@@ -72,6 +74,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from core.config import LoggerConfig, TrainerConfig, TrainRecipe
 from core.devices import resolve_device, resolve_precision, use_channels_last
 from core.io import atomic_path, git_revision
+from core.locks import FileLock
 from core.tracking import resolve_mode
 from zoo.card import (
     DomainData,
@@ -93,7 +96,14 @@ from zoo.spec import (
     spec_from_cli,
     spec_from_zoo,
 )
-from zoo.store import has_expert, load_card, load_entry, save_expert, write_manifest
+from zoo.store import (
+    expert_lock,
+    has_expert,
+    load_card,
+    load_entry,
+    save_expert,
+    write_manifest,
+)
 from zoo.train_progress import StepProgress
 
 log = logging.getLogger(__name__)
@@ -721,7 +731,13 @@ def train_expert(
 
     An expert of the same id already in the store is replaced as a whole once the new one is
     trained (``train_zoo_main`` reuses a stored expert of the same config hash instead); an
-    interrupted run of the same config is resumed. The card records ``config_hash``
+    interrupted run of the same config is resumed.
+
+    The expert's lock (:func:`zoo.store.expert_lock`) is held from before the resume to after the
+    store, so two processes never train one expert into one checkpoint. A process that had to wait
+    for the lock (another one was training this expert) then reuses the stored expert when it is
+    the one requested (:func:`stored_mismatch`), instead of training it again. Ranks > 0 of a
+    distributed run take no lock: their rank 0 holds it. The card records ``config_hash``
     (:func:`zoo.spec.expert_config_hash`) and, for an initialised expert, ``init_weights_sha256``
     (the init expert's weights it started from).
 
@@ -736,6 +752,46 @@ def train_expert(
             order); None loads them from the dataset registry.
         out_dir: where wandb writes its run folder (default: the expert's logs folder).
     """
+    kwargs = {
+        "data_dir": data_dir,
+        "trainer_cfg": trainer_cfg,
+        "logger_cfg": logger_cfg,
+        "seed": seed,
+        "data": data,
+        "callbacks": callbacks,
+        "out_dir": out_dir,
+    }
+    if _launched_rank() > 0:
+        return _train_expert(spec, recipe, zoo_dir, **kwargs)
+    with expert_lock(zoo_dir, spec.id) as lock:
+        if lock.waited > 0 and has_expert(zoo_dir, spec.id) and spec.type != "pretrained":
+            tcfg = as_schema(trainer_cfg, TrainerConfig, "trainer config")
+            chash = expert_config_hash(spec, effective_recipe(spec, recipe), seed, _max_steps(tcfg))
+            if stored_mismatch(spec, chash, zoo_dir) is None:
+                log.info("%s was trained by another process while this one waited", spec.id)
+                return Path(zoo_dir) / spec.id
+        return _train_expert(spec, recipe, zoo_dir, **kwargs)
+
+
+def _launched_rank() -> int:
+    """This process's global rank as the launcher set it (0 outside a distributed run)."""
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+def _train_expert(
+    spec: ExpertSpec,
+    recipe: TrainRecipe | Mapping[str, Any] | None,
+    zoo_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike,
+    trainer_cfg: TrainerConfig | Mapping[str, Any] | None,
+    logger_cfg: LoggerConfig | Mapping[str, Any] | None,
+    seed: int,
+    data: Sequence[DomainData] | None,
+    callbacks: Sequence[L.Callback],
+    out_dir: str | os.PathLike | None,
+) -> Path | None:
+    """:func:`train_expert`'s work, the expert's lock held by the caller (rank 0)."""
     if spec.type == "pretrained":
         return import_pretrained(spec, zoo_dir, data_dir=data_dir)
     recipe = effective_recipe(spec, recipe)
@@ -942,6 +998,29 @@ def train_expert(
     return out
 
 
+def _distributed(trainer_cfg: TrainerConfig) -> bool:
+    """Whether the trainer config asks for more than one process (devices, nodes or DDP)."""
+    devices = trainer_cfg.devices
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    n = devices if isinstance(devices, int) else (1 if devices == "auto" else len(devices))
+    return n != 1 or int(trainer_cfg.num_nodes) > 1 or "ddp" in str(trainer_cfg.strategy)
+
+
+@contextlib.contextmanager
+def _wait_for(lock: FileLock) -> Iterator[FileLock]:
+    """Hold ``lock`` (already claimed, or claimed now, waiting as long as its owner lives)."""
+    if not lock.held and not lock.try_claim():
+        owner = lock.owner()
+        who = owner.describe() if owner else "another process"
+        print(f"waiting  {lock.path.stem}: being trained by {who}", flush=True)
+        lock.acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
 def _max_steps(trainer_cfg: TrainerConfig) -> int:
     """The trainer's step cap: -1 (train every epoch) or a positive number of optimizer steps."""
     n = int(trainer_cfg.max_steps)
@@ -966,7 +1045,12 @@ def train_zoo_main(cfg: Any) -> None:
     config hash, same init weights). Otherwise nothing is trained and a ``ValueError`` names each
     such expert with both hashes, unless ``train.overwrite=true``: then they are retrained and
     replace the stored ones. Prints one line per expert (``skipped`` / ``retrain`` / ``trained``
-    / ``imported`` with seconds).
+    / ``imported`` with seconds; ``later`` / ``waiting`` for one that another process is training).
+
+    Several processes may work on one zoo at once (e.g. two jobs on a shared store): each expert
+    is trained under its lock (:func:`zoo.store.expert_lock`); one that another process holds is
+    left until the others are done, then waited for and reused once stored, so no expert is
+    trained twice.
     """
     zoo_dir = _abs(select(cfg, "paths.zoo_dir", "outputs/mini/zoo"))
     data_dir = _abs(select(cfg, "paths.data_dir", "data"))
@@ -1025,18 +1109,30 @@ def train_zoo_main(cfg: Any) -> None:
         )
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    is_zero = True
     start = time.perf_counter()
-    for i, spec in enumerate(specs, 1):
-        if has_expert(zoo_dir, spec.id) and spec.id not in retrain:
-            print(
-                f"skipped  {spec.id}: already in {zoo_dir} (config {hashes[spec.id]})", flush=True
-            )
-            continue
+
+    def train_one(i: int, spec: ExpertSpec) -> bool:
+        """Train (or import) ``spec``, its lock held; False on ranks > 0."""
+        if _launched_rank() == 0 and has_expert(zoo_dir, spec.id):
+            # stored since the check above: by another process that held the lock before us
+            why = stored_mismatch(spec, hashes[spec.id], zoo_dir)
+            if why is None:
+                print(
+                    f"skipped  {spec.id}: trained meanwhile by another process (config "
+                    f"{hashes[spec.id]})",
+                    flush=True,
+                )
+                return True
+            if spec.id not in retrain:
+                raise ValueError(
+                    f"expert {spec.id!r} was stored in {zoo_dir} by another process meanwhile, "
+                    f"and it is not the one this config asks for ({why}); give "
+                    "train.overwrite=true to replace it, or write this zoo elsewhere"
+                )
         if spec.id in retrain:
             print(f"retrain  {spec.id}: {retrain[spec.id]} (train.overwrite=true)", flush=True)
         t0 = time.perf_counter()
-        out = train_expert(
+        out = _train_expert(
             spec,
             recipe,
             zoo_dir,
@@ -1044,17 +1140,53 @@ def train_zoo_main(cfg: Any) -> None:
             trainer_cfg=trainer_cfg,
             logger_cfg=logger_cfg,
             seed=seed,
+            data=None,
+            callbacks=(),
             out_dir=_abs(out_dir) if out_dir else None,
         )
         if out is None:
-            is_zero = False
-            continue
+            return False
         verb = "imported" if spec.type == "pretrained" else "trained "
         print(
             f"{verb} {spec.id}: {time.perf_counter() - t0:.1f} s [{i}/{len(specs)} experts,"
             f" elapsed {time.perf_counter() - start:.0f} s]",
             flush=True,
         )
+        return True
+
+    # Each expert is trained under its lock (zoo.store.expert_lock). One that another process is
+    # training is left for later, after the others (and so is any expert initialised from it);
+    # then this process waits for it and reuses what the other stored. A distributed run waits
+    # at once instead, so that every rank goes through the zoo in the same order.
+    distributed = _distributed(trainer_cfg)
+    is_zero = True
+    later: list[tuple[int, ExpertSpec]] = []
+    for i, spec in enumerate(specs, 1):
+        if has_expert(zoo_dir, spec.id) and spec.id not in retrain:
+            print(
+                f"skipped  {spec.id}: already in {zoo_dir} (config {hashes[spec.id]})", flush=True
+            )
+            continue
+        if _launched_rank() > 0:  # rank 0 holds the lock
+            is_zero = train_one(i, spec) and is_zero
+            continue
+        lock = expert_lock(zoo_dir, spec.id)
+        after = next((s.id for _, s in later if s.id == spec.init_expert), None)
+        if not distributed and (after or not lock.try_claim()):
+            owner = lock.owner()
+            why = (
+                f"its init {after!r} is left for later"
+                if after
+                else f"being trained by {owner.describe() if owner else 'another process'}"
+            )
+            print(f"later    {spec.id}: {why}; training the other experts first", flush=True)
+            later.append((i, spec))
+            continue
+        with _wait_for(lock):
+            is_zero = train_one(i, spec) and is_zero
+    for i, spec in later:
+        with _wait_for(expert_lock(zoo_dir, spec.id)):
+            is_zero = train_one(i, spec) and is_zero
     if is_zero:
         path = write_manifest(zoo_dir)
         print(f"manifest {path}", flush=True)
