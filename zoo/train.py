@@ -1007,6 +1007,13 @@ def _distributed(trainer_cfg: TrainerConfig) -> bool:
     return n != 1 or int(trainer_cfg.num_nodes) > 1 or "ddp" in str(trainer_cfg.strategy)
 
 
+def _stored_sha(zoo_dir: Path, expert_id: str) -> str | None:
+    """The stored expert's weights sha256 from its card, or None when it is not stored."""
+    if not has_expert(zoo_dir, expert_id):
+        return None
+    return load_card(expert_id, zoo_dir).get("weights_sha256")
+
+
 @contextlib.contextmanager
 def _wait_for(lock: FileLock) -> Iterator[FileLock]:
     """Hold ``lock`` (already claimed, or claimed now, waiting as long as its owner lives)."""
@@ -1090,6 +1097,9 @@ def train_zoo_main(cfg: Any) -> None:
     }
     retrain: dict[str, str] = {}
     trained_now: set[str] = set()  # experts this run trains: what they initialise is stale
+    # the weights each expert had when this plan was made: another process storing one meanwhile
+    # changes them (a retrain that reproduces the same weights does not count as "meanwhile")
+    planned = {spec.id: _stored_sha(zoo_dir, spec.id) for spec in specs}
     for spec in specs:
         if not has_expert(zoo_dir, spec.id):
             trained_now.add(spec.id)
@@ -1113,7 +1123,7 @@ def train_zoo_main(cfg: Any) -> None:
 
     def train_one(i: int, spec: ExpertSpec) -> bool:
         """Train (or import) ``spec``, its lock held; False on ranks > 0."""
-        if _launched_rank() == 0 and has_expert(zoo_dir, spec.id):
+        if _launched_rank() == 0 and _stored_sha(zoo_dir, spec.id) != planned[spec.id]:
             # stored since the check above: by another process that held the lock before us
             why = stored_mismatch(spec, hashes[spec.id], zoo_dir)
             if why is None:
