@@ -37,6 +37,7 @@ import pandas as pd
 import scipy.stats
 
 from analysis.metrics import ACC_ATOL, CELL, spearman, wtau
+from analysis.tables import sorted_shots
 
 #: the method name of the seed-agreement rows in metrics.csv and summary.csv
 SEED_AGREEMENT = "seed_agreement"
@@ -174,4 +175,25 @@ def seed_agreement_table(
             **agreement_with_ci(wide.to_numpy(), n_boot, cell_seed),
         }
         rows += [(*key, SEED_AGREEMENT, metric, v) for metric, v in values.items()]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def ceiling_medians(table: pd.DataFrame) -> pd.DataFrame:
+    """Median over cells of each agreement statistic, per shots and over all cells.
+
+    ``table``: the long rows of :func:`seed_agreement_table`. Returns columns shots (a shots value
+    or ``all``), n_cells, and one column per :data:`AGREEMENT_METRICS` (NaN cells left out). The
+    median, not the mean, because a cell with two seeds gives one noisy pair and a few such cells
+    would drag a mean.
+    """
+    cols = ["shots", "n_cells", *AGREEMENT_METRICS]
+    t = table[table["metric"].isin(AGREEMENT_METRICS)] if not table.empty else table
+    if t.empty:
+        return pd.DataFrame(columns=cols)
+    wide = t.pivot_table(index=CELL, columns="metric", values="value", aggfunc="first")
+    wide = wide.reindex(columns=list(AGREEMENT_METRICS)).reset_index()
+    rows = []
+    groups = [(s, wide[wide["shots"] == s]) for s in sorted_shots(wide["shots"])]
+    for shots, g in [*groups, ("all", wide)]:
+        rows.append([shots, len(g), *(float(g[m].median()) for m in AGREEMENT_METRICS)])
     return pd.DataFrame(rows, columns=cols)

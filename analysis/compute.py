@@ -20,6 +20,7 @@ from analysis.metrics import (
     metrics_table,
     summarize,
 )
+from analysis.power import lr_edges
 from analysis.tables import (
     baselines_table,
     domain_selection,
@@ -62,6 +63,7 @@ class Analysis:
     seed_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
     references: set[str] = field(default_factory=set)
     domain_baseline: str | None = None
+    lr_edges: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)
     n_boot: int = 1000
@@ -144,6 +146,7 @@ def compute_analysis(
         seed_agreement=agreement,
         references=reference_methods(merged),
         domain_baseline=domain_baseline or None,
+        lr_edges=lr_edges(gt, runs),
         notes=notes,
         inputs=dict(inputs or {}),
         n_boot=int(n_boot),

@@ -28,6 +28,10 @@ domain_selection.csv      the multi-domain view (analysis.tables.domain_selectio
                           reference,
                           reference_acc, picked_domain, picked_acc, best_domain, best_acc, gap,
                           top1_gain, top3_gain, trials_to_best, spearman, remedied
+best_entries.csv          target, shots, best_entry, best_acc, runner_up, runner_up_acc, margin,
+                          spread, baseline_acc (analysis.power.best_entries)
+lr_edges.csv              target, shots, entry, best_lr, n_lrs, lr_min, lr_max, edge (low / high /
+                          inside; analysis.power.lr_edges), when fine-tuning runs were given
 *.png                     the figures (analysis.figures)
 report.md                 findings, tables, figures and conventions tied together
 ========================  ========================================================================
@@ -42,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures
-from analysis.ceiling import AGREEMENT_METRICS, SEED_AGREEMENT
+from analysis.ceiling import AGREEMENT_METRICS, SEED_AGREEMENT, ceiling_medians
 from analysis.compute import Analysis, fewer_entries, gain_metric, remedies
 from analysis.findings import (
     FEWER_MARK,
@@ -54,6 +58,14 @@ from analysis.findings import (
     fmt_seconds,
 )
 from analysis.metrics import RANDOM_EXPECTED
+from analysis.power import (
+    EDGE_WARN,
+    best_entries,
+    largest_spread_target,
+    lr_edge_summary,
+    means_without,
+    target_spread,
+)
 from analysis.tables import sorted_shots
 from core.io import atomic_write, atomic_write_text
 
@@ -124,14 +136,20 @@ def summary_markdown(a: Analysis, shots: str) -> str:
         return cells
 
     header = ["method", "targets", "entries", *[h for _, h, _, _ in cols]]
+    without_header, without_cells = without_columns(a, shots)
+    header += without_header
+
+    def full_row(m: str) -> list[str]:
+        return row(m) + without_cells(m)
+
     main = [m for m in methods if m not in a.references]
-    text = markdown_table(header, [row(m) for m in main])
+    text = markdown_table(header, [full_row(m) for m in main])
     refs = [m for m in methods if m in a.references]
     if refs:
         text += (
             "\n\nReference methods (static facts about each entry, not selection scores; shown "
             "for comparison and never ranked in the findings):\n\n"
-            + markdown_table(header, [row(m) for m in refs])
+            + markdown_table(header, [full_row(m) for m in refs])
         )
     marks = []
     rem = remedies(a, shots)
@@ -151,9 +169,43 @@ def summary_markdown(a: Analysis, shots: str) -> str:
             f"{SEED_AGREEMENT}: agreement between fine-tuning seeds' rankings of the entries, the "
             "ceiling no score can beat (see Noise ceiling)"
         )
+    left_out = largest_spread_target(a.gt, shots)
+    if left_out is not None:
+        marks.append(
+            f"without {left_out}: the mean over the other targets, leaving out the target whose "
+            "entries spread most (max - min fine-tuned accuracy; see Power of the benchmark)"
+        )
     if marks:
         text += "\n\n" + "\n".join(f"- {m}" for m in marks)
     return text
+
+
+#: the headline columns repeated without the target of largest spread: (metric, header, digits)
+WITHOUT_METRICS = (("top1", "top-1", 2), ("spearman", "Spearman", 3))
+
+
+def without_columns(a: Analysis, shots: str):
+    """(headers, cells(method)) of the summary's columns "... without <target>": the mean top-1
+    gain (or accuracy) and Spearman over the targets of ``shots`` other than the one whose entries
+    spread most. No columns when ``shots`` has fewer than two targets."""
+    target = largest_spread_target(a.gt, shots)
+    if target is None:
+        return [], lambda m: []
+    unit = "gain" if a.baseline else "acc"
+    cols = [
+        (gain_metric(a, 1), f"{label} {unit}", digits) if key == "top1" else (key, label, digits)
+        for key, label, digits in WITHOUT_METRICS
+    ]
+    means = means_without(a.metrics, shots, target, [c for c, _, _ in cols])
+    signed = {gain_metric(a, 1): bool(a.baseline)}
+
+    def cells(m: str) -> list[str]:
+        return [
+            fmt_num(means.get((m, metric), np.nan), digits, signed.get(metric, False))
+            for metric, _, digits in cols
+        ]
+
+    return [f"{label} without {target}" for _, label, _ in cols], cells
 
 
 def cost_markdown(a: Analysis, shots: str) -> str:
@@ -209,6 +261,15 @@ def ceiling_markdown(a: Analysis) -> str:
         ["target", "shots", "seeds", "entries", "Spearman", "weighted tau", "top-1 agreement"],
         [rows[i] for i in order],
     )
+    medians = ceiling_medians(t)
+    if not medians.empty:
+        body += "\n\nMedian over cells:\n\n" + markdown_table(
+            ["shots", "cells", "Spearman", "weighted tau", "top-1 agreement"],
+            [
+                [r["shots"], str(r["n_cells"]), *(fmt_num(r[m], 3) for m in AGREEMENT_METRICS)]
+                for _, r in medians.iterrows()
+            ],
+        )
     return (
         "How well the fine-tuning seeds agree with each other on the ranking of the entries (each "
         "seed's test accuracy at the entry's ground-truth lr; mean over seed pairs): the ceiling no "
@@ -277,6 +338,102 @@ def domain_markdown(a: Analysis) -> str:
         f"{REMEDY_MARK}: scored with a remedy; {FEWER_MARK}: scored fewer of the expert's domains "
         "than the other methods in some cell.\n\n" + body
     )
+
+
+def best_entry_markdown(a: Analysis) -> str:
+    """Per cell: the best entry, its runner-up and margin, the spread and the baseline."""
+    best = best_entries(a.gt, a.baseline)
+    rows = []
+    for shots in sorted_shots(best["shots"].unique()):
+        for _, r in best[best["shots"] == shots].iterrows():
+            rows.append(
+                [
+                    r["target"],
+                    shots,
+                    r["best_entry"],
+                    fmt_num(r["best_acc"], 1),
+                    r["runner_up"] or "n/a",
+                    fmt_num(r["runner_up_acc"], 1),
+                    fmt_num(r["margin"], 1, True),
+                    fmt_num(r["spread"], 1),
+                    *([fmt_num(r["baseline_acc"], 1)] if a.baseline else []),
+                ]
+            )
+    header = ["target", "shots", "best entry", "acc", "runner-up", "acc", "margin", "spread"]
+    header += [f"{a.baseline} acc"] if a.baseline else []
+    distinct = ", ".join(
+        f"{best[best['shots'] == s]['best_entry'].nunique()} distinct best entries over "
+        f"{int((best['shots'] == s).sum())} targets at shots={s}"
+        for s in sorted_shots(best["shots"].unique())
+    )
+    return (
+        f"The best entry of each cell ({distinct}); spread = best - worst fine-tuned accuracy "
+        "over the entries (points), margin = best - runner-up (`best_entries.csv`).\n\n"
+        + markdown_table(header, rows)
+    )
+
+
+def spread_markdown(a: Analysis) -> str:
+    """The target of largest spread per shots, which the summary's "without" columns leave out."""
+    spread = target_spread(a.gt)
+    lines = []
+    for shots in sorted_shots(spread["shots"].unique()):
+        s = spread[spread["shots"] == shots]
+        if len(s) < 2:
+            continue
+        top, second = s.iloc[0], s.iloc[1]
+        lines.append(
+            f"- shots={shots}: {top['target']} spreads by {top['spread']:.1f} points, the next "
+            f"target ({second['target']}) by {second['spread']:.1f}; the summary's \"without "
+            f'{top["target"]}" columns average over the other {len(s) - 1} targets.'
+        )
+    return "\n".join(lines)
+
+
+def lr_edge_markdown(a: Analysis) -> str:
+    """How often the ground-truth lr lies at the edge of the lr grid, with a note above
+    :data:`analysis.power.EDGE_WARN`."""
+    summary = lr_edge_summary(a.lr_edges)
+    if summary.empty:
+        return (
+            "No fine-tuning runs with a grid of 3 or more learning rates were given: whether the "
+            "grid brackets the best lr cannot be told."
+        )
+    rows = [
+        [
+            r["shots"],
+            str(r["n_pairs"]),
+            str(r["n_low"]),
+            str(r["n_high"]),
+            fmt_percent(r["share_edge"]),
+        ]
+        for _, r in summary.iterrows()
+    ]
+    text = (
+        "Share of (cell, entry) pairs whose ground-truth lr is the smallest or the largest of the "
+        "grid it was chosen from (grids of 3+ lrs; `lr_edges.csv` has every pair).\n\n"
+        + markdown_table(["shots", "pairs", "at lowest lr", "at highest lr", "at an edge"], rows)
+    )
+    overall = summary[summary["shots"] == "all"].iloc[0]
+    if overall["share_edge"] > EDGE_WARN:
+        side = "lowest" if overall["n_low"] >= overall["n_high"] else "highest"
+        text += (
+            f"\n\n**Note:** {fmt_percent(overall['share_edge'])} of the pairs (more than "
+            f"{fmt_percent(EDGE_WARN)}) chose an lr at the edge of the grid, mostly the {side}: "
+            "the grid may not bracket their best lr, so their accuracies are lower bounds and the "
+            "ranking of those entries may change with a wider grid."
+        )
+    return text
+
+
+def power_markdown(a: Analysis) -> str:
+    """The section on what the benchmark's ground truth can tell (:mod:`analysis.power`)."""
+    parts = ["### Best entry per target\n\n" + best_entry_markdown(a)]
+    spread = spread_markdown(a)
+    if spread:
+        parts.append("### Target of largest spread\n\n" + spread)
+    parts.append("### Learning rate at the edge of the grid\n\n" + lr_edge_markdown(a))
+    return "\n\n".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -374,6 +531,11 @@ def write_report(
         "ground_truth": _write_csv(a.gt, report_dir / "ground_truth.csv"),
         "entry_gains": _write_csv(a.entry_gains, report_dir / "entry_gains.csv"),
     }
+    files["best_entries"] = _write_csv(
+        best_entries(a.gt, a.baseline), report_dir / "best_entries.csv"
+    )
+    if not a.lr_edges.empty:
+        files["lr_edges"] = _write_csv(a.lr_edges, report_dir / "lr_edges.csv")
     if a.has_cost:
         files["cost"] = _write_csv(a.cost, report_dir / "cost.csv")
         files["cost_summary"] = _write_csv(a.cost_summary, report_dir / "cost_summary.csv")
@@ -454,6 +616,7 @@ def report_markdown(
         + _figure(figs, "finetune_gain", "fine-tuning accuracy of each entry minus the reference")
         + _figure(figs, "accuracy_vs_shots", "best entry of the zoo vs the baseline, by shots")
     )
+    parts.append("## Power of the benchmark\n\n" + power_markdown(a) + "\n")
     if a.has_cost:
         cost_md = "\n\n".join(f"### shots = {s}\n\n{cost_markdown(a, s)}" for s in shots_values)
         parts.append(

