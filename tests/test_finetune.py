@@ -418,7 +418,7 @@ def test_results_of_a_retrained_expert_are_redone(tmp_path: Path, zoo_dir: Path)
         entry_fingerprint("tiny_md@d3", card_md)
     # ... and it is part of the hashed identity
     r = by_entry["tiny_a"]
-    key = {k: r[k] for k in ("target", "shots", "entry", "entry_weights", "seed")}
+    key = {k: r[k] for k in ("target", "shots", "entry", "entry_weights", "target_data", "seed")}
     assert r["config_hash"] == config_hash({**key, "lr": format_lr(r["lr"]), **r["recipe"]})
 
     # tiny_a retrained (new weights under the same id): its result is stale and redone, alone
