@@ -13,6 +13,8 @@ from typing import Any, TypeVar, get_type_hints
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from core.provenance import register_resolvers
+
 
 @dataclass
 class PathsConfig:
@@ -278,5 +280,6 @@ def sweep_values(values: Any) -> str:
 
 
 register_configs()
+register_resolvers()  # ${zoobench.job_tag:} of the job folders (configs/hydra/default.yaml)
 if not OmegaConf.has_resolver("sweep_values"):
     OmegaConf.register_new_resolver("sweep_values", sweep_values)

@@ -12,9 +12,11 @@ per run), which is what Lightning would bring.
 
 from __future__ import annotations
 
+import collections
 import copy
 import functools
 import logging
+import math
 import os
 import platform
 import time
@@ -37,6 +39,7 @@ from core.devices import (
 )
 from core.io import atomic_write_json, config_hash, git_revision, read_json
 from core.keys import RESULT_FIELDS, format_lr, format_shots, parse_shots
+from core.provenance import job_dir
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +268,7 @@ def run_identity(
     seed: int,
     settings: FinetuneSettings,
     weights: str,
+    data: str,
     device: torch.device | None = None,
     precision: str | None = None,
 ) -> tuple[dict, dict]:
@@ -274,7 +278,9 @@ def run_identity(
 
     The key is the run's folder key plus ``entry_weights``, the fingerprint of the entry's weights
     (``zoo.store.entry_fingerprint``: the expert's weights sha256, and ``@<domain>`` for a domain
-    entry), so a result made from a since retrained expert is recognised as another run. The device
+    entry), and ``target_data``, the fingerprint of the target's train and test splits
+    (``zoo.data.dataset_fingerprint``), so a result made from a since retrained expert or from
+    since edited data is recognised as another run. The device
     policy enters as resolved (device type, precision); the hardware model does not, and neither
     does num_workers (it changes speed, not results).
     """
@@ -292,6 +298,7 @@ def run_identity(
         "lr": format_lr(lr),
         "seed": int(seed),
         "entry_weights": str(weights),
+        "target_data": str(data),
     }
     return key, recipe
 
@@ -300,6 +307,22 @@ def expected_config_hash(*run: Any) -> str:
     """The config hash a run of :func:`run_identity`'s arguments would record on this machine."""
     key, recipe = run_identity(*run)
     return config_hash({**key, **recipe})
+
+
+def target_fingerprint(target: str, data_dir: str | os.PathLike) -> str:
+    """The ``target_data`` of a run's key: the fingerprint of the target's train and test splits."""
+    from zoo.data import dataset_fingerprint
+
+    return dataset_fingerprint(target, data_dir)
+
+
+#: the share of the last training steps whose mean loss is recorded as ``train_loss``
+TRAIN_LOSS_TAIL = 0.1
+
+
+def train_loss_window(total_steps: int) -> int:
+    """How many last steps ``train_loss`` averages: ceil(10% of the planned steps), at least 1."""
+    return max(1, math.ceil(TRAIN_LOSS_TAIL * total_steps))
 
 
 def finetune_run(
@@ -322,6 +345,13 @@ def finetune_run(
     config. paths: folders (default: ``cfg.paths``). entry: an already loaded ``zoo.store.Entry`` for
     ``entry_id`` (it is copied, never modified). The result's accuracies are percentages (0-100) and
     ``test_acc`` is measured on the full test split, also for few-shot runs.
+
+    Besides the accuracies, the result records ``train_loss``: the mean over the last
+    :func:`train_loss_window` steps (10% of the planned steps, at least the last one) of each
+    step's batch-mean cross-entropy (float32, on the augmented training batches), so convergence can
+    be checked; null when a loss in that window is not finite (a diverged run). ``target_data``
+    (see :func:`run_identity`) and ``job_dir``, the Hydra output folder of the job that ran it (its
+    composed config and log; null outside a Hydra job), record its provenance.
     """
     from zoo.data import load_split
     from zoo.samplers import shot_indices, stratified_split
@@ -395,6 +425,8 @@ def finetune_run(
     steps = 0
     epochs = 0
     diverged = False
+    # detached losses of the last steps: read once at the end (no device sync per step)
+    tail: collections.deque[torch.Tensor] = collections.deque(maxlen=train_loss_window(total_steps))
     train_started = time.perf_counter()
     model.train()
     while steps < total_steps and not diverged:
@@ -410,6 +442,7 @@ def finetune_run(
             scaler.update()
             scheduler.step()
             steps += 1
+            tail.append(loss.detach())
             # a diverged run (too high a learning rate) cannot recover: stop and score what is left
             if not torch.isfinite(loss.detach()):
                 diverged = True
@@ -417,6 +450,9 @@ def finetune_run(
             if steps >= total_steps:
                 break
     train_seconds = time.perf_counter() - train_started
+    train_loss = float(torch.stack(list(tail)).double().mean()) if tail else None
+    if train_loss is not None and not math.isfinite(train_loss):
+        train_loss = None
 
     def score(split) -> float:
         loader = _loader(
@@ -435,8 +471,9 @@ def finetune_run(
     from zoo.store import entry_fingerprint
 
     weights = entry_fingerprint(entry_id, entry.card)
+    data = target_fingerprint(target, folders.data_dir)
     key, recipe = run_identity(
-        target, shots, entry_id, lr, seed, settings, weights, device, precision
+        target, shots, entry_id, lr, seed, settings, weights, data, device, precision
     )
     result = {
         **key,
@@ -450,6 +487,7 @@ def finetune_run(
         "val_size": 0 if val_set is None else len(val_set),
         "test_size": len(test_set),
         "diverged": diverged,
+        "train_loss": train_loss,
         "train_seconds": train_seconds,
         "seconds": time.perf_counter() - started,
         # CPU time of all threads: on a shared machine, a load-independent measure of the work
@@ -461,6 +499,7 @@ def finetune_run(
         "config_hash": config_hash({**key, **recipe}),
         "git_revision": _git_revision(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "job_dir": job_dir(),
     }
     if write:
         atomic_write_json(

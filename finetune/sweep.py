@@ -28,6 +28,7 @@ from finetune.run import (
     finetune_run,
     load_result,
     result_path,
+    target_fingerprint,
 )
 from finetune.wandb_log import sweep_run
 
@@ -61,7 +62,7 @@ class SweepSummary:
 
     planned: int = 0
     skipped: int = 0
-    stale: int = 0  # finished runs redone because their entry's weights changed since
+    stale: int = 0  # finished runs redone: their entry's weights or target's data changed since
     executed: int = 0
     seconds: float = 0.0  # wall seconds of the executed runs (their result's `seconds`)
     results: list[dict] = field(default_factory=list)  # the executed runs' results, in order
@@ -188,7 +189,9 @@ def run_sweep(
 
     A finished result counts only when it was made from the entry's current weights (its
     ``entry_weights`` equals ``fingerprint(entry, zoo_dir)``, default
-    :func:`stored_fingerprint`); results of a since retrained expert are stale and redone. Each
+    :func:`stored_fingerprint`) and the target's current data (its ``target_data`` equals
+    :func:`finetune.run.target_fingerprint`); results of a since retrained expert or of since
+    edited data are stale and redone. Each
     (target, shots, entry) group loads its entry once; every run copies the pristine weights.
     One progress line per executed run and a summary line go to ``echo`` (default: this module's
     logger at INFO level); ``on_result(run, result)`` is called after each executed run.
@@ -200,8 +203,10 @@ def run_sweep(
     t0 = time.perf_counter()
     summary = SweepSummary(planned=len(runs))
     weights = {e: fingerprint(e, paths.zoo_dir) for e in _unique(r.entry for r in runs)}
+    data = {t: target_fingerprint(t, paths.data_dir) for t in _unique(r.target for r in runs)}
     todo = []
     other_weights = []
+    other_data = []
     other_settings = []
     listed = finished_files(runs, paths.finetune_dir)
     for r in runs:
@@ -213,18 +218,27 @@ def run_sweep(
             # made from other weights (a retrained expert), or before results recorded theirs
             todo.append(r)
             other_weights.append(r)
+        elif done.get("target_data") != data[r.target]:
+            # made from other data (an edited dataset), or before results recorded theirs
+            todo.append(r)
+            other_data.append(r)
         elif done["config_hash"] != expected_config_hash(
-            r.target, r.shots, r.entry, r.lr, r.seed, settings, weights[r.entry]
+            r.target, r.shots, r.entry, r.lr, r.seed, settings, weights[r.entry], data[r.target]
         ):
             other_settings.append(r)
     summary.skipped = len(runs) - len(todo)
-    summary.stale = len(other_weights)
+    summary.stale = len(other_weights) + len(other_data)
     if summary.skipped:
         say(f"{summary.skipped}/{len(runs)} runs already finished in {paths.finetune_dir}: skipped")
     if other_weights:
         say(
             f"{len(other_weights)} finished runs are stale (made from other weights of their "
             f"entry: the expert was retrained, e.g. {other_weights[0]}): redone"
+        )
+    if other_data:
+        say(
+            f"{len(other_data)} finished runs are stale (made from other data of their target: "
+            f"the dataset changed, e.g. {other_data[0]}): redone"
         )
     stale = other_settings
     if stale:

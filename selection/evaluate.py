@@ -26,11 +26,16 @@ with one row per (entry, draw) and columns (:data:`SCORE_COLUMNS`):
   ``selection.registry.score_detail``);
 - ``key``: the table's identity (:func:`table_key`): a hash of the method and its parameters, the
   extraction settings its inputs depend on, every entry's card fingerprint (which holds the weights'
-  sha256), the target, shots and draw seeds, and for ``domain_similarity`` the reference entry.
+  sha256), the target, the fingerprint of its training split (``zoo.data.split_fingerprint``), shots
+  and draw seeds, and for ``domain_similarity`` the reference entry and its source datasets'
+  fingerprints;
+- ``job_dir``: the Hydra output folder of the job that computed the table (its composed config and
+  log; null outside a Hydra job).
 
 Rerunning reuses a (cell, method) table only when its ``key`` equals the current one and it has a row
 for every (entry, seed); otherwise the table is recomputed and replaced atomically (so changing a
-method parameter, an LGC or extraction setting, retraining an expert or adding one recomputes it).
+method parameter, an LGC or extraction setting, retraining an expert, adding one or editing the
+target's data recomputes it).
 Extraction is cached separately (:mod:`selection.extract`), so recomputing scores is cheap.
 
 Domain Similarity (``domain_similarity``) measures every entry in ONE reference feature space: the
@@ -66,12 +71,14 @@ from core.config import SweepConfig, typed
 from core.io import atomic_write, is_temporary
 from core.keys import format_shots
 from core.progress import Progress
+from core.provenance import job_dir
 from selection.extract import (
     CODE_VERSION,
     Extraction,
     Extractor,
     ExtractSettings,
     SourceProfile,
+    _data_fingerprint,
     _entry_fingerprint,
     load_source_profile,
     resolve_precision,
@@ -91,6 +98,7 @@ SCORE_COLUMNS = [
     "remedy",
     "reference",
     "key",
+    "job_dir",
 ]
 METHOD_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "method"
 _FEATURE_INPUTS = {"features", "probs"}
@@ -207,11 +215,12 @@ def table_key(
 ) -> str:
     """The identity hash (16 hex digits) of a score table: everything its scores depend on.
 
-    Method name and its full parameters (defaults + overrides), target, shots, draw seeds, the card
-    fingerprint of every entry (``fingerprints``: entry -> fingerprint; it covers the weights'
-    sha256), the sample selection (per_class, selection seed, val_fraction) and, by what the method
-    needs: the LGC sketch (heads, dim), RSA's probe settings, the sample cap of quadratic methods,
-    and the reference entry (+ fingerprint, source_per_class) of reference-space methods.
+    Method name and its full parameters (defaults + overrides), target and the fingerprint of its
+    training split, shots, draw seeds, the card fingerprint of every entry (``fingerprints``: entry
+    -> fingerprint; it covers the weights' sha256), the sample selection (per_class, selection
+    seed, val_fraction) and, by what the method needs: the LGC sketch (heads, dim), RSA's probe
+    settings, the sample cap of quadratic methods, and the reference entry (+ fingerprint,
+    source_per_class, the fingerprints of the entries' source datasets) of reference-space methods.
     """
     method = run.method
     needs = set(method.needs)
@@ -220,6 +229,7 @@ def table_key(
         "method": run.name,
         "params": {**method.defaults, **run.params},
         "target": target,
+        "data": _data_fingerprint(target, settings.data_dir),
         "shots": format_shots(shots),
         "seeds": sorted(int(s) for s in seeds),
         "entries": dict(sorted(fingerprints.items())),
@@ -243,9 +253,31 @@ def table_key(
             "entry": reference,
             "card": _entry_fingerprint(reference, settings.zoo_dir),
             "source_per_class": settings.selection.source_per_class,
+            "source_data": _source_data(list(fingerprints), settings),
         }
     text = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _source_data(entries: list[str], settings: ExtractSettings) -> dict[str, str | None]:
+    """dataset -> fingerprint of its training split, over the source datasets of ``entries``
+    (None for a dataset that is absent or an entry whose card names none: such an entry is skipped
+    with a note, and its data's arrival changes the key)."""
+    from zoo.data import DatasetNotFoundError
+
+    names: set[str] = set()
+    for entry in entries:
+        try:
+            names.update(source_datasets(entry, settings.zoo_dir))
+        except (FileNotFoundError, ValueError, KeyError):
+            continue
+    out: dict[str, str | None] = {}
+    for name in sorted(names):
+        try:
+            out[name] = _data_fingerprint(name, settings.data_dir)
+        except (DatasetNotFoundError, ValueError):
+            out[name] = None
+    return out
 
 
 def score_table_path(selection_dir: Path, target: str, shots: int | str, method: str) -> Path:
@@ -291,6 +323,7 @@ def write_score_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
             "remedy": "string",
             "reference": "bool",
             "key": "string",
+            "job_dir": "string",
         }
     )
     atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
@@ -353,6 +386,7 @@ def score_cell(
     own_needs = set().union(*(m.method.needs for m in methods if m not in ref_methods))
     needs = set().union(*(m.method.needs for m in methods))
     rows: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
+    here = job_dir()  # every row records the job that computed it
     ref_profiles: dict[str, Any] = {}  # entry -> SourceProfile or the reason it has none
     tag = f"[{target} shots={shots}]"
     progress = Progress(len(seeds) * len(entries), f"{tag} scoring", unit="entries")
@@ -482,6 +516,7 @@ def score_cell(
                         # a static reference (registry field), so the analysis shows it apart
                         "reference": bool(m.method.reference),
                         "key": keys.get(m.name, ""),
+                        "job_dir": here,
                     }
                 )
                 done.append((m.name, result.value, score_seconds))

@@ -29,8 +29,10 @@ Cache layout (under ``cache_dir``)::
     <reference>/_source/<dataset>/source.npz           means, counts
 
 Each file also holds ``_meta``: a JSON string with the cache ``key`` (code version :data:`CODE_VERSION`,
-kind, entry, a fingerprint of the expert's card, target, shots, seed, per_class, selection seed and,
-per kind, the sketch or probe settings) and the ``seconds`` the extraction took. A file whose key
+kind, entry, a fingerprint of the expert's card, target, the fingerprint of the target's training
+split (``zoo.data.split_fingerprint``: an edited dataset is extracted again), shots, seed, per_class,
+selection seed and, per kind, the sketch or probe settings; a source profile's key holds its
+source dataset's fingerprint) and the ``seconds`` the extraction took. A file whose key
 differs from the current settings, or that cannot be read, is recomputed and rewritten (atomically);
 it never raises. ``seconds`` is the original extraction cost, reported again on a cache hit.
 
@@ -228,6 +230,13 @@ def _entry_fingerprint(entry_id: str, zoo_dir: Path) -> str:
         _load_entry(entry_id, zoo_dir)
         raise FileNotFoundError(f"zoo entry {entry_id!r} has no card at {card}")
     return hashlib.sha256(card.read_bytes()).hexdigest()[:12]
+
+
+def _data_fingerprint(dataset: str, data_dir: Path) -> str:
+    """The fingerprint of a dataset's training split (the only split selection reads)."""
+    from zoo.data import split_fingerprint
+
+    return split_fingerprint(dataset, "train", data_dir)
 
 
 def _load_target(target: str, data_dir: Path, train: bool) -> Dataset:
@@ -459,6 +468,7 @@ class Extractor:
             "version": CODE_VERSION,
             "kind": kind,
             "target": target,
+            "data": _data_fingerprint(target, s.data_dir),
             "shots": format_shots(shots),
             "seed": int(seed),
             "per_class": s.selection.per_class,
@@ -619,6 +629,7 @@ class Extractor:
             "entry": reference,
             "card": _entry_fingerprint(reference, s.zoo_dir),
             "dataset": dataset,
+            "data": _data_fingerprint(dataset, s.data_dir),
             "source_per_class": s.selection.source_per_class,
             "selection_seed": s.selection.seed,
         }

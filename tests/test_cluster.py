@@ -49,7 +49,8 @@ def _sweep(out: Path, zoo_dir: Path) -> subprocess.CompletedProcess:
 
 def _job_logs(out: Path) -> list[str]:
     """The stdout of every submitit job so far (one file per job)."""
-    logs = sorted((out / "logs" / "finetune-multirun" / ".submitit").glob("*/*_log.out"))
+    # one folder per launch (start time and job tag), the jobs' submitit logs inside it
+    logs = sorted((out / "logs" / "finetune-multirun").glob("*/.submitit/*/*_log.out"))
     return [p.read_text() for p in logs]
 
 
@@ -74,6 +75,10 @@ def test_submitit_sweep_writes_results_and_a_requeue_redoes_only_what_is_missing
     for path in results:
         result = read_json(path)
         assert result["steps"] == 3 and result["device"] == "cpu" and 0 <= result["test_acc"] <= 100
+    # each job (its own process) kept its config in its own sub-folder of the launch's one folder
+    job_dirs = sorted({read_json(p)["job_dir"] for p in results})
+    assert len(job_dirs) == 2 and len({Path(d).parent for d in job_dirs}) == 1
+    assert all((Path(d) / ".hydra" / "config.yaml").is_file() for d in job_dirs)
     # each job ran in its own process, through submitit
     jobs = _job_logs(out)
     assert len(jobs) == 2 and all("Job completed successfully" in j for j in jobs)

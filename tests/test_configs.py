@@ -4,8 +4,11 @@ every ``_target_`` in the composed configs instantiates."""
 from __future__ import annotations
 
 import functools
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -143,12 +146,23 @@ def test_typo_in_recipe_fails_at_composition():
         compose("finetune", ["finetune.epochs=many"])
 
 
-def test_output_folders_are_deterministic(tmp_path):
+def test_artefact_folders_are_deterministic_and_job_folders_are_not(tmp_path, monkeypatch):
+    """Artefacts live in keyed folders; each job's config and log in its own folder, named by the
+    start time and a job tag, also for two jobs composed in the same second by one process."""
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
     a = compose("finetune", ["target=mini_digits", "shots=20"], hydra_config=True)
     b = compose("finetune", ["target=mini_digits", "shots=20"], hydra_config=True)
     assert a.paths.out_dir == b.paths.out_dir
-    assert a.hydra.run.dir == b.hydra.run.dir
-    assert "${now:" not in OmegaConf.to_yaml(a.hydra.run)
+    assert a.hydra.run.dir != b.hydra.run.dir
+    assert a.hydra.sweep.dir != b.hydra.sweep.dir
+    for cfg in (a, b):
+        run = Path(cfg.hydra.run.dir)
+        assert run.parent == Path(cfg.paths.out_dir) / "logs" / cfg.hydra.job.name
+        assert re.fullmatch(
+            rf"\d{{4}}-\d\d-\d\d_\d\d-\d\d-\d\d_4242-{os.getpid()}-[0-9a-f]{{6}}", run.name
+        )
+        # the tag is resolved once per config: a multirun's jobs share their launcher's folder
+        assert cfg.hydra.run.dir == str(run) and cfg.hydra.sweep.dir.endswith(run.name)
 
 
 def test_benchmark_choice_switches_zoo_and_sweep():

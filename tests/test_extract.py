@@ -79,6 +79,7 @@ def zoo(monkeypatch, tmp_path):
     monkeypatch.setattr(ex, "_load_entry", load_entry)
     monkeypatch.setattr(ex, "_entry_fingerprint", lambda e, z: f"card-{e}")
     monkeypatch.setattr(ex, "_load_target", load_target)
+    monkeypatch.setattr(ex, "_data_fingerprint", lambda d, data_dir: f"data-{d}")
     settings = ExtractSettings(
         zoo_dir=tmp_path / "zoo",
         data_dir=tmp_path / "data",

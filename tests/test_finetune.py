@@ -382,7 +382,12 @@ def test_hydra_multirun_one_job_per_cell(tmp_path: Path, zoo_dir: Path) -> None:
     gt = pd.read_parquet(tmp_path / "finetune_gt.parquet")
     assert sorted(gt["shots"]) == ["3", "5"] and set(gt["entry"]) == {"tiny_b"}
     assert proc.stdout.count("collected 2 runs") + proc.stderr.count("collected 2 runs") == 1
-    jobs = sorted((tmp_path / "logs" / "finetune-multirun").glob("*/.hydra/overrides.yaml"))
+    # one folder for the multirun (its start time and job tag), one sub-folder per job
+    (sweep_dir,) = (tmp_path / "logs" / "finetune-multirun").iterdir()
+    jobs = sorted(sweep_dir.glob("*/.hydra/overrides.yaml"))
+    assert sorted(
+        json.loads(p.read_text())["job_dir"] for p in _results(tmp_path / "finetune")
+    ) == [str(j.parent.parent) for j in jobs]
     assert sorted(o for j in jobs for o in OmegaConf.load(j) if o.startswith("shots=")) == [
         "shots=3",
         "shots=5",
@@ -413,7 +418,7 @@ def test_results_of_a_retrained_expert_are_redone(tmp_path: Path, zoo_dir: Path)
         entry_fingerprint("tiny_md@d3", card_md)
     # ... and it is part of the hashed identity
     r = by_entry["tiny_a"]
-    key = {k: r[k] for k in ("target", "shots", "entry", "entry_weights", "seed")}
+    key = {k: r[k] for k in ("target", "shots", "entry", "entry_weights", "target_data", "seed")}
     assert r["config_hash"] == config_hash({**key, "lr": format_lr(r["lr"]), **r["recipe"]})
 
     # tiny_a retrained (new weights under the same id): its result is stale and redone, alone

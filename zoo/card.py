@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from core.arrays import class_means
 from core.io import git_revision
+from core.provenance import job_dir
 from zoo.models import arch_spec, create_model
 from zoo.multidomain import MultiDomainClassifier
 from zoo.spec import ExpertSpec, expert_config_hash
@@ -208,7 +209,9 @@ def build_card(
     ``sources`` are the datasets of its ``domains`` in order; ``input_size``, ``mean`` and ``std``
     come from the architecture's registration; ``pretrained`` is the name of the shipped weights
     (:attr:`zoo.models.ArchSpec.pretrained`) for a ``pretrained`` expert, None for a trained one;
-    ``recipe`` is None for an imported expert. Seconds are rounded to milliseconds.
+    ``recipe`` is None for an imported expert. Seconds are rounded to milliseconds. ``job_dir`` is
+    the Hydra output folder of the job that built the card (its composed config and training log;
+    None outside a Hydra job).
     """
     info = arch_spec(spec.arch)
     imported = spec.type == "pretrained"
@@ -233,6 +236,7 @@ def build_card(
         "config_hash": config_hash,
         "init_weights_sha256": init_weights_sha256,
         "git_revision": git_revision(),
+        "job_dir": job_dir(),
     }
 
 

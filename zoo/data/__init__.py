@@ -21,11 +21,13 @@ Modules: :mod:`~zoo.data.registry` (names, :class:`DatasetInfo`, lookups, errors
 :mod:`~zoo.data.paper_specs` (the paper's spec table), :mod:`~zoo.data.paper` (its loaders and
 split policy), :mod:`~zoo.data.mini` (the mini domains), :mod:`~zoo.data.sources` (item sources and
 transforms), :mod:`~zoo.data.loading` (:func:`load_split`, :class:`ImageDataset`) and
-:mod:`~zoo.data.prepare` (preparation and the overview table).
+:mod:`~zoo.data.prepare` (preparation and the overview table) and :mod:`~zoo.data.fingerprint`
+(:func:`split_fingerprint`: the identity of a split, part of every artefact's key).
 
 ``python -m zoo.data [--data-dir DIR]`` prints a table of every dataset and whether it is present.
 """
 
+from zoo.data.fingerprint import clear_fingerprint_cache, dataset_fingerprint, split_fingerprint
 from zoo.data.loading import ImageDataset, is_available, load_split
 from zoo.data.prepare import main, prepare, summary
 from zoo.data.registry import (
@@ -41,11 +43,14 @@ __all__ = [
     "DatasetNotFoundError",
     "ImageDataset",
     "available_datasets",
+    "clear_fingerprint_cache",
+    "dataset_fingerprint",
     "dataset_path",
     "get_info",
     "is_available",
     "load_split",
     "main",
     "prepare",
+    "split_fingerprint",
     "summary",
 ]
