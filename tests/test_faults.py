@@ -412,7 +412,9 @@ def test_a_full_disk_while_storing_an_expert_keeps_the_old_one(
     assert info.value.errno == errno.ENOSPC
     # the old expert whole, no staging folder or temporary left
     assert {n: (zoo / "tiny_a" / n).read_bytes() for n in before} == before
-    assert sorted(p.name for p in zoo.iterdir()) == ["tiny_a"] and temporaries(zoo) == []
+    # the expert's folder, and the lock folder (empty once the save ends)
+    assert sorted(p.name for p in zoo.iterdir()) == [".locks", "tiny_a"]
+    assert temporaries(zoo) == [] and not list((zoo / ".locks").iterdir())
     assert load_entry("tiny_a", zoo).card["weights_sha256"]
 
 
