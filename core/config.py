@@ -163,6 +163,8 @@ class ProbeConfig:
     """RSA's probe network, trained briefly on the target's selection samples."""
 
     arch: str = "resnet8"
+    # keyword arguments of the architecture (zoo.models.create_model), e.g. {stem_stride: 2}
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
     steps: int = 200
     lr: float = 0.05
     batch_size: int = 64

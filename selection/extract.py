@@ -369,6 +369,7 @@ def train_probe(
     num_classes: int,
     *,
     arch: str,
+    arch_kwargs: dict[str, Any] | None = None,
     steps: int,
     lr: float,
     batch_size: int,
@@ -387,7 +388,8 @@ def train_probe(
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        model = create_model(arch, num_classes=num_classes).to(device).train()
+        model = create_model(arch, num_classes=num_classes, **(arch_kwargs or {}))
+        model = model.to(device).train()
         gen = torch.Generator().manual_seed(seed)
         sampler = RandomSampler(
             train_set, replacement=True, num_samples=steps * batch_size, generator=gen
