@@ -45,7 +45,8 @@ from finetune.run import check_result
 log = logging.getLogger(__name__)
 
 # recipe_hash: the hash of the result's recipe, compared across the runs of a cell
-RUN_COLUMNS = [*keys.RUN_COLUMNS, "recipe_hash"]
+# the final training loss (mean over the last 10% of steps): how far a run converged
+RUN_COLUMNS = [*keys.RUN_COLUMNS, "train_loss", "recipe_hash"]
 GT_COLUMNS = list(keys.GT_COLUMNS)
 COST_COLUMNS = list(keys.COST_COLUMNS)
 KEY = list(keys.GT_KEY)
@@ -66,6 +67,7 @@ _DTYPES = {
     "precision": "string",
     "config_hash": "string",
     "git_revision": "string",
+    "train_loss": "float64",
     "recipe_hash": "string",
 }
 
