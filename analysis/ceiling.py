@@ -2,9 +2,11 @@
 
 A selection score is judged against fine-tuning accuracies that are themselves noisy: two seeds of
 the same recipe (different k-shot draws, initial heads and batch orders) do not rank the entries
-identically. Their agreement is the ceiling no score can beat on average: a score that predicted one
-seed's accuracies perfectly would still only agree with another seed as well as the seeds agree with
-each other.
+identically. Their agreement measures the noise of the ground truth. It is a soft ceiling, not a
+hard one: a score that predicted one seed's accuracies perfectly would agree with another seed only
+as well as the seeds agree with each other, but a score that knew the seed-free ranking would
+agree with each seed at about the square root of the seeds' agreement (the reliability bound of
+classical test theory: corr(x, y_s) <= sqrt(corr(y_s, y_s'))), so a good score can exceed it.
 
 For one (target, shots) cell, let ``A`` be the (n entries, m seeds) matrix of test accuracies, each
 at the entry's ground-truth lr (:func:`analysis.tables.seed_accuracy`), over the entries that have a

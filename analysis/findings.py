@@ -242,7 +242,11 @@ def _ceiling_clause(s_all: pd.DataFrame, s: pd.DataFrame) -> str | None:
         text += f", weighted tau {fmt_ci(c.loc['wtau'], 3)}"
     if "top1_agreement" in c.index:
         text += f" and pick the same best entry {fmt_percent(c.loc['top1_agreement', 'mean'])} of the time"
-    text += ": the ceiling no score can beat"
+    # a score that knew the seed-free ranking agrees with one seed at about sqrt(agreement)
+    text += (
+        ": the ground truth's own noise (a score that knew the seed-free ranking would agree "
+        "with one seed at about its square root, so scores can exceed it)"
+    )
     best = _ranked(s, "spearman")
     if not best.empty:
         top = best.iloc[0]

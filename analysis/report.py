@@ -167,7 +167,7 @@ def summary_markdown(a: Analysis, shots: str) -> str:
     if SEED_AGREEMENT in methods:
         marks.append(
             f"{SEED_AGREEMENT}: agreement between fine-tuning seeds' rankings of the entries, the "
-            "ceiling no score can beat (see Noise ceiling)"
+            "ground truth's own noise (see Noise ceiling)"
         )
     left_out = largest_spread_target(a.gt, shots)
     if left_out is not None:
@@ -272,8 +272,10 @@ def ceiling_markdown(a: Analysis) -> str:
         )
     return (
         "How well the fine-tuning seeds agree with each other on the ranking of the entries (each "
-        "seed's test accuracy at the entry's ground-truth lr; mean over seed pairs): the ceiling no "
-        "score can beat, since a score is judged against one noisy seed (per draw) or their mean. "
+        "seed's test accuracy at the entry's ground-truth lr; mean over seed pairs): the noise of the "
+        "ground truth itself. It is not a hard ceiling: a score that knew the seed-free ranking "
+        "would agree with one seed at about the square root of this agreement (the reliability "
+        "bound of a noisy measurement), so a good score can exceed it. "
         "Intervals: 95% percentile bootstrap over the entries of the cell (method "
         f"`{SEED_AGREEMENT}` in `metrics.csv`; its mean over targets is in the summary tables).\n\n"
         + body

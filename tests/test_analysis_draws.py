@@ -162,7 +162,7 @@ def test_noise_ceiling_rows_in_metrics_and_report(tmp_path):
     metrics = pd.read_csv(files["metrics"], dtype={"shots": str})
     assert _metric(metrics, "t", SEED_AGREEMENT, "spearman") == pytest.approx(0.6)
     report = files["report"].read_text()
-    assert "## Noise ceiling" in report and "the ceiling no score can beat" in report
+    assert "## Noise ceiling" in report and "the noise of the ground truth itself" in report
     assert "| seed_agreement (noise ceiling) |" in report
     assert "| t | 5 | 2 | 4 | 0.600" in report
 

@@ -309,10 +309,10 @@ def test_composed_config_runs(tiny_zoo, tmp_path, compose_cfg) -> None:
         cfg.zoo.entries = None
     results = evaluate_selection_main(cfg)
     table = results[(TARGET, str(SHOTS), "lfc")]
-    # the mini sweep fine-tunes seeds 0 and 1: both draws are scored
+    # the mini sweep fine-tunes seeds 0, 1 and 2: every draw is scored
     assert list(zip(table["seed"], table["entry"])) == [
-        (s, e) for s in (0, 1) for e in ("alpha", "gamma@d1", "gamma@d2")
+        (s, e) for s in (0, 1, 2) for e in ("alpha", "gamma@d1", "gamma@d2")
     ]
     assert (tmp_path / "selection" / TARGET / f"shots={SHOTS}" / "lfc.parquet").is_file()
-    for seed in (0, 1):
+    for seed in (0, 1, 2):
         assert (tmp_path / "cache" / "alpha" / TARGET / f"shots={SHOTS}" / f"seed={seed}").is_dir()
