@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from core.io import atomic_path, atomic_write_json, atomic_write_text, read_json
 from core.keys import expert_of, format_lr
@@ -73,7 +73,9 @@ class SelectResult:
 
 
 def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 class _Stage:
@@ -127,14 +129,20 @@ def resolve_zoo(
     from zoo.store import zoo_entries
 
     experts = list(_plain(cfg.zoo.get("experts")) or [])
+    entries = _plain(cfg.zoo.get("entries"))
+    needed = {expert_of(str(e)) for e in entries} if entries else None
     for item in experts:
-        if isinstance(item, dict) and item.get("type") == "pretrained":
+        if (
+            isinstance(item, dict)
+            and item.get("type") == "pretrained"
+            and (needed is None or item.get("id") in needed)
+        ):
             if ensure_pretrained(
                 item, zoo_dir, data_dir, cfg.get("weights_dir"), bool(cfg.get("download", True))
             ):
                 echo(f"  imported pretrained expert {item.get('id')} into {zoo_dir}")
     ids = [str(e["id"]) if isinstance(e, dict) else str(e) for e in experts]
-    return zoo_entries(zoo_dir, ids or None, _plain(cfg.zoo.get("entries")), strict=True)
+    return zoo_entries(zoo_dir, ids or None, entries, strict=True)
 
 
 def entry_format(entry: str, zoo_dir: Path) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
@@ -235,9 +243,7 @@ def finetune_top(
     top = list(scored["entry"].head(k))
     if len(top) < k:
         print(f"  note: only {len(top)} entries were scored; fine-tuning those")
-    runs = [
-        RunKey(targets[e], "full", e, lr, seed) for e in top for lr in lrs for seed in seeds
-    ]
+    runs = [RunKey(targets[e], "full", e, lr, seed) for e in top for lr in lrs for seed in seeds]
     print(
         f"  {len(top)} entries x lrs {', '.join(format_lr(lr) for lr in lrs)} x seeds "
         f"{', '.join(map(str, seeds))} = {len(runs)} runs -> {paths.finetune_dir}"
@@ -248,7 +254,9 @@ def finetune_top(
         results = []
         for r in runs:
             if r.entry == entry:
-                res = load_result(r.path(paths.finetune_dir), r.target, r.shots, r.entry, r.lr, r.seed)
+                res = load_result(
+                    r.path(paths.finetune_dir), r.target, r.shots, r.entry, r.lr, r.seed
+                )
                 if res is None:
                     raise RuntimeError(f"fine-tuning run {r} left no result")
                 results.append(res)
@@ -286,9 +294,11 @@ def finetune_top(
     folder = out_dir / WINNER
     card_path = folder / "card.json"
     old = read_json(card_path) if card_path.is_file() else None
-    if old is not None and (folder / "weights.safetensors").is_file() and old.get(
-        "run_config_hash"
-    ) == result["config_hash"]:
+    if (
+        old is not None
+        and (folder / "weights.safetensors").is_file()
+        and old.get("run_config_hash") == result["config_hash"]
+    ):
         print(f"  winner {winner}: weights already saved in {folder}")
     else:
         expert_card = load_card(expert_of(winner), zoo_dir)
@@ -317,7 +327,9 @@ def finetune_top(
             "load": "zoo.models.create_model(arch, num_classes, **arch_kwargs)"
             ".load_state_dict(safetensors.torch.load_file('weights.safetensors'))",
         }
-        print(f"  winner {winner}: repeating its run lr={format_lr(best_lr)} seed={seed} to keep the weights")
+        print(
+            f"  winner {winner}: repeating its run lr={format_lr(best_lr)} seed={seed} to keep the weights"
+        )
         finetune_run(
             winner,
             target,
@@ -481,9 +493,7 @@ def select_model_main(cfg: DictConfig) -> SelectResult:
     groups: dict[str, list[str]] = {}
     for e in entries:
         groups.setdefault(targets[e], []).append(e)
-    seconds["zoo"] = stages.done(
-        f"{len(entries)} entries; data registered as {', '.join(groups)}"
-    )
+    seconds["zoo"] = stages.done(f"{len(entries)} entries; data registered as {', '.join(groups)}")
 
     stages.start(f"scores: {method.name} on {len(entries)} entries")
     extractor = Extractor(settings)

