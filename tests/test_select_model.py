@@ -490,3 +490,14 @@ def test_efficientnet_lite0_end_to_end(tmp_path: Path) -> None:
     card = json.loads((res.out_dir / "winner" / "card.json").read_text())
     assert card["input_size"] == {"efficientnet_lite0": 224, "tiny_a": 32}[res.winner]
     assert (res.out_dir / "winner" / "weights.safetensors").is_file()
+
+
+def test_torchvision_entries_that_cannot_be_wrapped_are_named() -> None:
+    from zoo.models import create_model
+
+    with pytest.raises(ValueError, match="'vit_b_16' is not supported.*resnet"):
+        create_model("torchvision", 10, model="vit_b_16", weights="DEFAULT")
+    with pytest.raises(ValueError, match="resnet18 has no weights 'NOPE'; known: .*IMAGENET1K_V1"):
+        create_model("torchvision", 10, model="resnet18", weights="NOPE")
+    with pytest.raises(ValueError, match="unknown torchvision model 'resnet_nope'"):
+        create_model("torchvision", 10, model="resnet_nope", weights="DEFAULT")

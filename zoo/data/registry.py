@@ -131,14 +131,16 @@ def get_info(name: str) -> DatasetInfo:
 
 def available_datasets(benchmark: str | None = None, role: str | None = None) -> list[str]:
     """Registered dataset names (registry order: paper sources, targets, few-shot, then mini),
-    optionally only those of one benchmark ("paper" | "mini") and/or one role."""
+    optionally only those of one benchmark ("paper" | "mini" | "user": the datasets registered in
+    this process, listed only when asked for) and/or one role."""
     if benchmark is not None and benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; valid: {', '.join(BENCHMARKS)}")
     if role is not None and role not in ROLES:
         raise ValueError(f"unknown role {role!r}; valid: {', '.join(ROLES)}")
     return [
         n
-        for n, i in {**_INFOS, **_RUNTIME}.items()
+        # datasets registered at run time are listed only when asked for (benchmark "user")
+        for n, i in {**_INFOS, **(_RUNTIME if benchmark == "user" else {})}.items()
         if (benchmark is None or i.benchmark == benchmark) and (role is None or i.role == role)
     ]
 
