@@ -204,6 +204,8 @@ def _save_winner(
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    # an older winner's card goes first: a card never describes weights it was not written with
+    (folder / "card.json").unlink(missing_ok=True)
     with atomic_path(folder / "weights.safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", "entry": card["entry"]})
     card = {**card, "tensors": {k: list(v.shape) for k, v in tensors.items()}}

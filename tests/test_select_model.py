@@ -253,6 +253,10 @@ def test_bad_data_stops_with_a_message_naming_the_file_or_class(tmp_path: Path) 
     (root / "test" / "hexagon").mkdir(parents=True)
     Image.new("RGB", (4, 4)).save(root / "test" / "hexagon" / "x.png")
     _expect(root, "hexagon", "no training images")
+    # test/ without train/
+    root = make_folder(tmp_path / "h", n_per_class=3, junk=False)
+    (root / "train").rename(root / "test")
+    _expect(root, "test/ folder but no train/ folder")
     # a missing path
     _expect(tmp_path / "nowhere", "does not exist")
     # a CSV with unknown paths and a row without a label

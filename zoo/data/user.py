@@ -178,6 +178,11 @@ def _scan_folder(root: Path, test_fraction: float, seed: int) -> UserData:
     from zoo.samplers import stratified_split
 
     train_dir = root / "train" if (root / "train").is_dir() else root
+    if train_dir == root and (root / "test").is_dir():
+        raise UserDataError(
+            f"{root} has a test/ folder but no train/ folder: put the training images in "
+            f"{root}/train/<class>/* (a class folder cannot be named test)"
+        )
     classes, paths, labels = _scan_classes(train_dir)
     if not classes:
         loose = [f for f in walk_images(root, IMAGE_EXTENSIONS) if Path(f).parent == root]
