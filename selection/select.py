@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -431,8 +432,6 @@ def _data_base(cfg: DictConfig, data: Any) -> str:
 
     name = cfg.get("data_name")
     if name:
-        import re
-
         if not re.fullmatch(r"[a-z0-9_]+", str(name)):
             raise ValueError(f"data_name {name!r}: use lower-case letters, digits and _")
         return str(name)
