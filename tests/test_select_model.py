@@ -277,6 +277,7 @@ def _overrides(out: Path, zoo_dir: Path, data: Path, **extra: object) -> list[st
         "paths.out_dir": out,
         "paths.zoo_dir": zoo_dir,
         "zoo": "store",
+        "method": "logme",
         "trainer.accelerator": "cpu",
         "selection.batch_size": 64,
         "finetune.epochs": 0,
@@ -380,6 +381,30 @@ def test_rank_finetune_top_two_and_rerun(tmp_path: Path) -> None:
     cols = ["rank", "entry", "score", "extract_seconds"]  # extraction seconds: the cached ones
     pd.testing.assert_frame_equal(res2.ranking[cols], res.ranking[cols])
     assert res2.winner == res.winner
+
+
+def test_default_method_scores_match_a_direct_computation(tmp_path: Path) -> None:
+    from selection.extract import selection_subset
+    from selection.registry import score_detail
+    from selection.select import select_model_main
+    from zoo.data import user
+
+    zoo_dir = tmp_path / "zoo"
+    for i, e in enumerate(("tiny_a", "tiny_b")):
+        save_tiny_expert(zoo_dir, e, seed=i)
+    data_dir = make_folder(tmp_path / "d", n_per_class=6, junk=False)
+    overrides = [o for o in _overrides(tmp_path, zoo_dir, data_dir) if not o.startswith("method=")]
+    cfg = compose("select_model", overrides)
+    assert cfg.method.name == "lfc_centered"
+    res = select_model_main(cfg)
+    data = user.scan(data_dir)
+    labels = data.labels[data.splits["train"]]
+    idx = data.splits["train"][selection_subset(labels, "full", 0, 50, 0)]
+    for row in res.ranking.itertuples():
+        feats = _features(row.entry, zoo_dir, data, idx)
+        want = score_detail("lfc_centered", features=feats, labels=data.labels[idx]).value
+        assert row.score == pytest.approx(want, rel=1e-4, abs=1e-6)
+    assert res.finetuned is None and not (res.out_dir / "finetune").exists()
 
 
 def test_config_errors(tmp_path: Path) -> None:
