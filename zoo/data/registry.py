@@ -31,11 +31,12 @@ __all__ = [
     "available_datasets",
     "dataset_path",
     "get_info",
+    "register_runtime",
 ]
 
 MINI_MEAN = (0.5, 0.5, 0.5)
 MINI_STD = (0.25, 0.25, 0.25)
-BENCHMARKS = ("paper", "mini")
+BENCHMARKS = ("paper", "mini", "user")
 ROLES = ("source", "target", "fewshot_target")
 SPLITS = ("train", "test")
 
@@ -105,26 +106,41 @@ def _build_infos() -> dict[str, DatasetInfo]:
 
 
 _INFOS = _build_infos()
+# datasets registered while a process runs (a user's image folder, zoo.data.user): benchmark "user"
+_RUNTIME: dict[str, DatasetInfo] = {}
+
+
+def register_runtime(info: DatasetInfo) -> None:
+    """Register a dataset for this process (``benchmark="user"``; :mod:`zoo.data.user` holds its
+    items). A built-in name cannot be taken; registering a name again replaces its info."""
+    if info.name in _INFOS:
+        raise ValueError(f"dataset name {info.name!r} is taken by a built-in dataset")
+    if info.benchmark != "user":
+        raise ValueError(f"runtime datasets have benchmark 'user', not {info.benchmark!r}")
+    _RUNTIME[info.name] = info
 
 
 def get_info(name: str) -> DatasetInfo:
     """The registry entry of ``name``; an unknown name raises ValueError listing the known ones."""
     try:
-        return _INFOS[name]
+        return _INFOS[name] if name in _INFOS else _RUNTIME[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(_INFOS)}") from None
+        known = ", ".join([*_INFOS, *_RUNTIME])
+        raise ValueError(f"unknown dataset {name!r}; known: {known}") from None
 
 
 def available_datasets(benchmark: str | None = None, role: str | None = None) -> list[str]:
     """Registered dataset names (registry order: paper sources, targets, few-shot, then mini),
-    optionally only those of one benchmark ("paper" | "mini") and/or one role."""
+    optionally only those of one benchmark ("paper" | "mini" | "user": the datasets registered in
+    this process, listed only when asked for) and/or one role."""
     if benchmark is not None and benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; valid: {', '.join(BENCHMARKS)}")
     if role is not None and role not in ROLES:
         raise ValueError(f"unknown role {role!r}; valid: {', '.join(ROLES)}")
     return [
         n
-        for n, i in _INFOS.items()
+        # datasets registered at run time are listed only when asked for (benchmark "user")
+        for n, i in {**_INFOS, **(_RUNTIME if benchmark == "user" else {})}.items()
         if (benchmark is None or i.benchmark == benchmark) and (role is None or i.role == role)
     ]
 

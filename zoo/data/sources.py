@@ -33,6 +33,7 @@ __all__ = [
     "TorchvisionSource",
     "paper_transform",
     "rgb_loader",
+    "to_rgb",
 ]
 
 
@@ -97,12 +98,41 @@ class DecodedSource(abc.ABC):
         return paper_transform(bool(train))(self.load(j))
 
 
+def to_rgb(im: Any) -> Any:
+    """A decoded PIL image as 8-bit RGB, whatever its mode.
+
+    ``convert("RGB")`` alone clips 16- and 32-bit integer images (modes ``I;16*``, ``I``) to 255,
+    so a 16-bit PNG comes out nearly white: those are scaled to 8 bit first (``I;16*``: / 257;
+    ``I``: / 257 when its values exceed 255, the 16-bit range; ``F``: x 255 when in [0, 1]).
+    Transparency (``RGBA``, ``LA``, ``P`` with a transparent colour) is composited over white
+    rather than dropped, which would reveal whatever colour the transparent pixels store.
+    """
+    import numpy as np
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode.startswith("I;16") or (im.mode == "I" and a.size and a.max() > 255):
+            a = a / 257.0
+        elif im.mode == "F" and a.size and a.max() <= 1.0:
+            a = a * 255.0
+        im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))  # mode L
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
 def rgb_loader(path: str | os.PathLike) -> Any:
-    """The image file at ``path`` as an RGB PIL image (decoded now, file closed)."""
+    """The image file at ``path`` as an 8-bit RGB PIL image (decoded now, file closed; any mode,
+    see :func:`to_rgb`)."""
     from PIL import Image
 
     with Image.open(path) as im:
-        return im.convert("RGB")
+        return to_rgb(im)
 
 
 class PathSource(DecodedSource):
