@@ -105,6 +105,10 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
     im32 = Image.fromarray((values * 257).astype(np.int32))
     assert im32.mode == "I"
     np.testing.assert_array_equal(np.asarray(to_rgb(im32))[..., 0], values.astype(np.uint8))
+    # a 12-bit image in a 16-bit container uses its own range (4095 -> 255), not 65535's
+    im12 = Image.fromarray((values.astype(np.int64) * 4095 // 255).astype(np.uint16))
+    got12 = np.asarray(to_rgb(im12))[..., 0].astype(int)
+    assert got12.max() == 255 and np.abs(got12 - values).max() <= 1
     # an "I" image in the 8-bit range is kept as it is
     im8 = Image.fromarray(values.astype(np.int32))
     np.testing.assert_array_equal(np.asarray(to_rgb(im8))[..., 0], values.astype(np.uint8))

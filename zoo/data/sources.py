@@ -102,8 +102,11 @@ def to_rgb(im: Any) -> Any:
     """A decoded PIL image as 8-bit RGB, whatever its mode.
 
     ``convert("RGB")`` alone clips 16- and 32-bit integer images (modes ``I;16*``, ``I``) to 255,
-    so a 16-bit PNG comes out nearly white: those are scaled to 8 bit first (``I;16*``: / 257;
-    ``I``: / 257 when its values exceed 255, the 16-bit range; ``F``: x 255 when in [0, 1]).
+    so a 16-bit PNG comes out nearly white: those are scaled to 8 bit first, by the smallest bit
+    depth b >= 8 that holds the image's largest value (x 255 / (2^b - 1): a 16-bit image / 257, a
+    12-bit one, common from scientific and industrial cameras, / 16.06, an 8-bit range unchanged);
+    ``F``: x 255 when in [0, 1]. The depth is read from each image's values, since the file's mode
+    says only "16-bit container".
     Transparency (``RGBA``, ``LA``, ``P`` with a transparent colour) is composited over white
     rather than dropped, which would reveal whatever colour the transparent pixels store.
     """
@@ -112,9 +115,11 @@ def to_rgb(im: Any) -> Any:
 
     if im.mode.startswith("I;16") or im.mode in ("I", "F"):
         a = np.asarray(im, dtype=np.float64)
-        if im.mode.startswith("I;16") or (im.mode == "I" and a.size and a.max() > 255):
-            a = a / 257.0
-        elif im.mode == "F" and a.size and a.max() <= 1.0:
+        top = float(a.max()) if a.size else 0.0
+        if im.mode != "F" and top > 255:
+            bits = int(np.ceil(np.log2(top + 1)))
+            a = a * 255.0 / (2.0**bits - 1.0)
+        elif im.mode == "F" and a.size and top <= 1.0:
             a = a * 255.0
         im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))  # mode L
     if im.mode == "P" and "transparency" in im.info:
