@@ -250,3 +250,35 @@ def selection_overrides(out_dir: Path, zoo_dir: Path, experts=("tiny_a", "tiny_b
         "trainer.accelerator=cpu",
         "logger=none",
     ]
+
+
+def spawn_python(code: str, *args: object) -> subprocess.Popen:
+    """``python -c code args...`` started in the repository with the tests' environment (not
+    waited for: several run at once), its output captured as text."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def write_result(finetune_dir: Path, result: dict) -> Path:
+    """Write ``result`` as the result.json of its run key under ``finetune_dir``; returns the path."""
+    import json
+
+    from finetune.run import result_path
+
+    path = result_path(
+        finetune_dir,
+        result["target"],
+        result["shots"],
+        result["entry"],
+        result["lr"],
+        result["seed"],
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return path

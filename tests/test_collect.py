@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from finetune.collect import (
     ground_truth,
 )
 from finetune.run import result_path
+from tests.factories import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,20 +42,6 @@ def _result(target, shots, entry, lr, seed, acc, seconds, **extra) -> dict:
         "git_revision": "unknown",
         "finished_at": "2024-01-01T00:00:00+00:00",
     } | extra
-
-
-def _write(finetune_dir: Path, result: dict) -> Path:
-    path = result_path(
-        finetune_dir,
-        result["target"],
-        result["shots"],
-        result["entry"],
-        result["lr"],
-        result["seed"],
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
-    return path
 
 
 # (target, shots, entry, lr, seed, test_acc, seconds): a hand-made set of finished runs
@@ -85,9 +71,9 @@ EXPECTED_GT = [
 def results_dir(tmp_path: Path) -> Path:
     ft = tmp_path / "finetune"
     for t, k, e, lr, s, acc, sec in VALID:
-        _write(ft, _result(t, k, e, lr, s, acc, sec))
+        write_result(ft, _result(t, k, e, lr, s, acc, sec))
     # an interrupted atomic write leaves a temporary file: ignored, even with a tempting accuracy
-    good = _write(ft, _result("digits", 20, "a", 0.03, 0, 99.0, 1.0))
+    good = write_result(ft, _result("digits", 20, "a", 0.03, 0, 99.0, 1.0))
     good.rename(good.with_name(".result.json.tmp-4242-deadbeef"))
     # malformed JSON, a missing field, an out-of-range accuracy, a file in the wrong folder
     bad = result_path(ft, "digits", 20, "c", 0.1, 0)
@@ -95,9 +81,9 @@ def results_dir(tmp_path: Path) -> Path:
     bad.write_text('{"target": "digits", "test_acc": 9')
     partial = _result("digits", 20, "c", 0.01, 0, 99.0, 1.0)
     del partial["test_acc"]
-    _write(ft, partial)
-    _write(ft, _result("digits", 20, "d", 0.1, 0, 140.0, 1.0))
-    moved = _write(ft, _result("digits", 20, "a", 0.3, 0, 99.0, 1.0))
+    write_result(ft, partial)
+    write_result(ft, _result("digits", 20, "d", 0.1, 0, 140.0, 1.0))
+    moved = write_result(ft, _result("digits", 20, "a", 0.3, 0, 99.0, 1.0))
     target = moved.parent.parent.parent / "lr=0.5" / "seed=0" / "result.json"
     target.parent.mkdir(parents=True)
     moved.rename(target)

@@ -5,27 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.factories import ENV, ROOT
+from tests.factories import spawn_python
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
-
-
-def _spawn(code: str, *args: object) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *map(str, args)],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[str]:
@@ -61,7 +49,8 @@ COLLECT = (
 import sys, time
 from pathlib import Path
 import finetune.collect as fc
-from tests.test_collect import _result, _write
+from tests.factories import write_result as _write
+from tests.test_collect import _result
 out, role = Path(sys.argv[1]), sys.argv[2]
 """
     + SLOW
@@ -80,7 +69,7 @@ fc.collect(out)
 
 
 def test_overlapping_collects_lose_no_result(tmp_path: Path) -> None:
-    procs = [_spawn(COLLECT, tmp_path, role) for role in ("a", "b")]
+    procs = [spawn_python(COLLECT, tmp_path, role) for role in ("a", "b")]
     _finish(procs)
     runs = pd.read_parquet(tmp_path / "finetune_runs.parquet")
     gt = pd.read_parquet(tmp_path / "finetune_gt.parquet")
@@ -118,7 +107,7 @@ store.write_manifest(zoo)
 
 def test_overlapping_manifest_rebuilds_lose_no_expert(tmp_path: Path) -> None:
     zoo = tmp_path / "zoo"
-    _finish([_spawn(MANIFEST, zoo, role) for role in ("a", "b")])
+    _finish([spawn_python(MANIFEST, zoo, role) for role in ("a", "b")])
     assert pd.read_csv(zoo / "manifest.csv")["entry_id"].tolist() == ["tiny_a", "tiny_b"]
     assert not list((zoo / ".locks").iterdir())  # every lock released
 
@@ -159,7 +148,7 @@ def test_two_jobs_train_one_expert_once(tmp_path: Path) -> None:
     from core.io import read_json
     from zoo.store import CARD, PROFILE, _sha256, load_source_profile, load_weights
 
-    outs = _finish([_spawn(TRAIN, tmp_path, me) for me in ("1", "2")], timeout=300)
+    outs = _finish([spawn_python(TRAIN, tmp_path, me) for me in ("1", "2")], timeout=300)
     text = "\n".join(outs)
     zoo = tmp_path / "zoo"
     card = read_json(zoo / "tiny" / CARD)
@@ -191,7 +180,7 @@ def test_a_waiting_train_expert_reuses_what_the_holder_stored(tmp_path: Path) ->
     train_expert(_spec(), RECIPE, tmp_path, data=data, **kw)
     first = json.loads((tmp_path / "tiny" / CARD).read_text())
     # a holder of the lock (another process) that stores the same expert, then releases it
-    holder = _spawn(
+    holder = spawn_python(
         "import sys, time\nfrom core.locks import file_lock\n"
         "with file_lock(sys.argv[1]):\n    open(sys.argv[2], 'w').close()\n    time.sleep(1.0)\n",
         expert_lock(tmp_path, "tiny").path,

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ from finetune import collect as collect_mod
 from finetune.collect import collect, ground_truth, scan_results
 from finetune.run import RESULT_NAME as RUN_RESULT_NAME
 from finetune.run import load_result, result_path
+from tests.factories import write_result
 
 BF16 = {"epochs": 30, "precision": "bf16-mixed", "accelerator": "cpu"}
 FP32 = {"epochs": 30, "precision": "32-true", "accelerator": "cpu"}
@@ -63,27 +63,13 @@ def _result(target, shots, entry, lr, seed, acc, recipe=BF16, rev="aaaa") -> dic
     }
 
 
-def _write(finetune_dir: Path, result: dict) -> Path:
-    path = result_path(
-        finetune_dir,
-        result["target"],
-        result["shots"],
-        result["entry"],
-        result["lr"],
-        result["seed"],
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
-    return path
-
-
 def _stale_fp32_cell(ft: Path) -> None:
     """The review's case: e1 has the full 3 lr x 3 seed grid (bf16, best seed mean 71.0 at lr 0.01);
     e2 has one stale fp32 run of another recipe at 74.0, which wins the cell if nothing checks."""
     for lr, base in zip(LRS, (69.0, 71.0, 60.0), strict=True):
         for seed, noise in zip((0, 1, 2), (-1.0, 0.0, 1.0), strict=True):
-            _write(ft, _result("dtd", 20, "e1", lr, seed, base + noise))
-    _write(ft, _result("dtd", 20, "e2", 0.1, 0, 74.0, recipe=FP32, rev="bbbb"))
+            write_result(ft, _result("dtd", 20, "e1", lr, seed, base + noise))
+    write_result(ft, _result("dtd", 20, "e2", 0.1, 0, 74.0, recipe=FP32, rev="bbbb"))
 
 
 def _scores(out: Path, target: str = "dtd", shots: str = "20") -> None:
@@ -191,9 +177,9 @@ def test_results_under_a_symlinked_target_are_done_and_collected(
     from finetune.sweep import RunKey, finished_files, run_sweep
 
     ft = tmp_path / "finetune"
-    _write(ft, _result("dtd", 5, "e", 0.1, 0, 60.0))
+    write_result(ft, _result("dtd", 5, "e", 0.1, 0, 60.0))
     # the pets folder moved to another disk and linked back
-    _write(tmp_path / "other_disk", _result("pets", 5, "e", 0.1, 0, 70.0))
+    write_result(tmp_path / "other_disk", _result("pets", 5, "e", 0.1, 0, 70.0))
     (ft / "pets").symlink_to(tmp_path / "other_disk" / "pets", target_is_directory=True)
     # a symlink loop inside a cell: walked once, never forever
     (ft / "dtd" / "shots=5" / "loop").symlink_to(ft / "dtd", target_is_directory=True)
@@ -227,7 +213,7 @@ def test_results_under_a_symlinked_target_are_done_and_collected(
 def test_list_result_files_from_a_sub_folder_matches_the_root(tmp_path: Path) -> None:
     assert RESULT_NAME == RUN_RESULT_NAME
     ft = tmp_path / "finetune"
-    _write(ft, _result("dtd", 5, "e", 0.1, 0, 60.0))
+    write_result(ft, _result("dtd", 5, "e", 0.1, 0, 60.0))
     (ft / "dtd" / "shots=5" / "e" / ".result.json.tmp-1-ab").write_text("{}")
     # a loop back to the results root from a cell: cut in both walks alike
     (ft / "dtd" / "shots=5" / "up").symlink_to(ft, target_is_directory=True)
@@ -240,12 +226,12 @@ def test_list_result_files_from_a_sub_folder_matches_the_root(tmp_path: Path) ->
 def test_analysis_warns_when_its_tables_are_older_than_the_results(tmp_path: Path) -> None:
     ft = tmp_path / "finetune"
     for seed in (0, 1):
-        _write(ft, _result("dtd", 20, "e1", 0.1, seed, 70.0))
-        _write(ft, _result("dtd", 20, "e2", 0.1, seed, 60.0))
+        write_result(ft, _result("dtd", 20, "e1", 0.1, seed, 70.0))
+        write_result(ft, _result("dtd", 20, "e2", 0.1, seed, 60.0))
     collect(tmp_path)
     assert stale_table_notes(tmp_path, ft) == []
     table = tmp_path / "finetune_runs.parquet"
-    late = _write(ft, _result("dtd", 20, "e1", 0.01, 0, 75.0))
+    late = write_result(ft, _result("dtd", 20, "e1", 0.01, 0, 75.0))
     os.utime(late, (table.stat().st_mtime + 60, table.stat().st_mtime + 60))
     notes = stale_table_notes(tmp_path, ft)
     assert len(notes) == 2
@@ -265,7 +251,7 @@ def test_every_job_of_a_multirun_collects_even_a_failed_one(tmp_path: Path, monk
     from hydra.types import RunMode
 
     ft = tmp_path / "finetune"
-    _write(ft, _result("dtd", 20, "e1", 0.1, 0, 70.0))
+    write_result(ft, _result("dtd", 20, "e1", 0.1, 0, 70.0))
     cfg = OmegaConf.create(
         {
             "paths": {"out_dir": str(tmp_path), "finetune_dir": str(ft)},

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from core.locks import FileLock, file_lock, read_owner, stale_reason, try_claim
-from tests.factories import ENV, ROOT
+from tests.factories import spawn_python
 
 INCREMENTS = 150
 
@@ -35,22 +33,11 @@ for _ in range(int(n)):
 """
 
 
-def _spawn(code: str, *args: object) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *map(str, args)],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _count_with_two_processes(tmp_path: Path, use_lock: bool) -> int:
     counter, start = tmp_path / "counter", tmp_path / "start"
     counter.write_text("0")
     procs = [
-        _spawn(COUNTER, tmp_path / "c.lock", counter, start, INCREMENTS, int(use_lock))
+        spawn_python(COUNTER, tmp_path / "c.lock", counter, start, INCREMENTS, int(use_lock))
         for _ in range(2)
     ]
     time.sleep(0.5)
@@ -80,7 +67,7 @@ with file_lock(sys.argv[1], stale_after=float(sys.argv[3]), heartbeat=float(sys.
 
 def _hold(tmp_path: Path, stale_after: float, heartbeat: float, seconds: float, name="x.lock"):
     lock, ready = tmp_path / name, tmp_path / "ready"
-    proc = _spawn(HOLDER, lock, ready, stale_after, heartbeat, seconds)
+    proc = spawn_python(HOLDER, lock, ready, stale_after, heartbeat, seconds)
     deadline = time.monotonic() + 30
     while not ready.exists():
         assert proc.poll() is None, proc.communicate()[1][-2000:]
