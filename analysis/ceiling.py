@@ -26,6 +26,11 @@ happens to hold; with two seeds there is one pair, so resampling seeds would say
 
 Well posed with m >= 2 seeds and n >= 2 entries whose accuracies vary within each seed; otherwise
 the correlations are NaN (as for the methods).
+
+The multi-domain view (:func:`analysis.tables.domain_selection`) ranks one expert's domains on their
+own, so it has its own ceiling (:func:`domain_agreement_table`): the same statistics over that
+expert's domain entries only. Domains whose fine-tuned accuracies differ by less than the seed
+noise give a ceiling near 0: that view's ground truth is then noise, whatever the pooled ceiling.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import pandas as pd
 import scipy.stats
 
 from analysis.metrics import ACC_ATOL, CELL, spearman, wtau
-from analysis.tables import sorted_shots
+from analysis.tables import ENTRY_SEP, sorted_shots, split_entry
 
 #: the method name of the seed-agreement rows in metrics.csv and summary.csv
 SEED_AGREEMENT = "seed_agreement"
@@ -178,6 +183,28 @@ def seed_agreement_table(
         }
         rows += [(*key, SEED_AGREEMENT, metric, v) for metric, v in values.items()]
     return pd.DataFrame(rows, columns=cols)
+
+
+def domain_agreement_table(
+    seed_acc: pd.DataFrame | None, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """The noise ceiling of the multi-domain view: :func:`seed_agreement_table` over each
+    multi-domain expert's domain entries (``<expert>@<domain>``) alone, per (expert, target, shots).
+
+    Returns the long rows of :func:`seed_agreement_table` with a leading ``expert`` column; experts
+    with fewer than two domains in a cell give no rows.
+    """
+    cols = ["expert", *CELL, "method", "metric", "value"]
+    if seed_acc is None or seed_acc.empty:
+        return pd.DataFrame(columns=cols)
+    md = seed_acc[seed_acc["entry"].str.contains(ENTRY_SEP, regex=False)]
+    parts = []
+    for expert, g in md.groupby(md["entry"].map(lambda e: split_entry(e)[0]), sort=True):
+        g = g.groupby(CELL).filter(lambda cell: cell["entry"].nunique() >= 2)
+        t = seed_agreement_table(g, n_boot=n_boot, seed=seed)
+        if not t.empty:
+            parts.append(t.assign(expert=expert)[cols])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
 def ceiling_medians(table: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.ceiling import SEED_AGREEMENT, seed_agreement_table
+from analysis.ceiling import SEED_AGREEMENT, domain_agreement_table, seed_agreement_table
 from analysis.metrics import (
     COUNT_METRICS,
     RANDOM_EXPECTED,
@@ -61,6 +61,8 @@ class Analysis:
     entry_gains: pd.DataFrame
     domain_selection: pd.DataFrame
     seed_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the noise ceiling of the multi-domain view (analysis.ceiling.domain_agreement_table)
+    domain_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
     references: set[str] = field(default_factory=set)
     domain_baseline: str | None = None
     lr_edges: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -116,6 +118,9 @@ def compute_analysis(
     agreement = seed_agreement_table(seed_acc, n_boot=n_boot, seed=seed)
     judged = merged[["target", "shots"]].drop_duplicates()
     agreement = agreement.merge(judged, on=["target", "shots"])
+    domain_agreement = domain_agreement_table(seed_acc, n_boot=n_boot, seed=seed).merge(
+        judged, on=["target", "shots"]
+    )
     cost = cost_table(merged, cost_ks)
     saved = cost.dropna(subset=["cost_saved"])
     if not saved.empty:
@@ -144,6 +149,7 @@ def compute_analysis(
         entry_gains=entry_gains(gt, baseline),
         domain_selection=domain,
         seed_agreement=agreement,
+        domain_agreement=domain_agreement,
         references=reference_methods(merged),
         domain_baseline=domain_baseline or None,
         lr_edges=lr_edges(gt, runs),

@@ -28,6 +28,9 @@ domain_selection.csv      the multi-domain view (analysis.tables.domain_selectio
                           reference,
                           reference_acc, picked_domain, picked_acc, best_domain, best_acc, gap,
                           top1_gain, top3_gain, trials_to_best, spearman, remedied
+domain_ceiling.csv        the noise ceiling of the multi-domain view
+                          (analysis.ceiling.domain_agreement_table): expert, target, shots,
+                          method, metric, value, as the seed_agreement rows of metrics.csv
 best_entries.csv          target, shots, best_entry, best_acc, runner_up, runner_up_acc, margin,
                           spread, baseline_acc (analysis.power.best_entries)
 lr_edges.csv              target, shots, entry, best_lr, n_lrs, lr_min, lr_max, edge (low / high /
@@ -232,20 +235,18 @@ def cost_markdown(a: Analysis, shots: str) -> str:
     return markdown_table(header, rows)
 
 
-def ceiling_markdown(a: Analysis) -> str:
-    """Per-cell table of the seed agreement (the noise ceiling) with its bootstrap intervals."""
-    t = a.seed_agreement
+def agreement_markdown(t: pd.DataFrame, keys: Sequence[str] = ()) -> str:
+    """Per-cell table of seed agreement rows (:mod:`analysis.ceiling`) with their bootstrap
+    intervals, then the medians over cells; ``keys``: leading columns besides target and shots
+    (``expert`` for the multi-domain view, whose medians are per expert)."""
+    keys = list(keys)
     wide = t.pivot_table(
-        index=["target", "shots"], columns="metric", values="value", aggfunc="first"
+        index=[*keys, "target", "shots"], columns="metric", values="value", aggfunc="first"
     )
     rows = []
-    for (target, shots), r in wide.iterrows():
-        cells = [
-            target,
-            shots,
-            fmt_num(r.get("n_seeds", np.nan), 0),
-            fmt_num(r.get("n_entries", np.nan), 0),
-        ]
+    for index, r in wide.iterrows():
+        cells = [*map(str, index), fmt_num(r.get("n_seeds", np.nan), 0)]
+        cells.append(fmt_num(r.get("n_entries", np.nan), 0))
         for metric in AGREEMENT_METRICS:
             ci = pd.Series(
                 {
@@ -256,20 +257,45 @@ def ceiling_markdown(a: Analysis) -> str:
             )
             cells.append(fmt_ci(ci, 3))
         rows.append(cells)
-    order = sorted(range(len(rows)), key=lambda i: (sorted_shots([rows[i][1]]), rows[i][0]))
+    n = len(keys)
+    order = sorted(
+        range(len(rows)),
+        key=lambda i: (rows[i][:n], sorted_shots([rows[i][n + 1]]), rows[i][n]),
+    )
     body = markdown_table(
-        ["target", "shots", "seeds", "entries", "Spearman", "weighted tau", "top-1 agreement"],
+        [
+            *keys,
+            "target",
+            "shots",
+            "seeds",
+            "entries",
+            "Spearman",
+            "weighted tau",
+            "top-1 agreement",
+        ],
         [rows[i] for i in order],
     )
-    medians = ceiling_medians(t)
-    if not medians.empty:
+    groups = [((), t)] if not keys else [((k,), g) for k, g in t.groupby(keys[0], sort=True)]
+    median_rows = []
+    for key, g in groups:
+        for _, r in ceiling_medians(g.drop(columns=keys)).iterrows():
+            median_rows.append(
+                [
+                    *key,
+                    r["shots"],
+                    str(r["n_cells"]),
+                    *(fmt_num(r[m], 3) for m in AGREEMENT_METRICS),
+                ]
+            )
+    if median_rows:
         body += "\n\nMedian over cells:\n\n" + markdown_table(
-            ["shots", "cells", "Spearman", "weighted tau", "top-1 agreement"],
-            [
-                [r["shots"], str(r["n_cells"]), *(fmt_num(r[m], 3) for m in AGREEMENT_METRICS)]
-                for _, r in medians.iterrows()
-            ],
+            [*keys, "shots", "cells", "Spearman", "weighted tau", "top-1 agreement"], median_rows
         )
+    return body
+
+
+def ceiling_markdown(a: Analysis) -> str:
+    """The noise ceiling section: per-cell seed agreement with intervals, and its medians."""
     return (
         "How well the fine-tuning seeds agree with each other on the ranking of the entries (each "
         "seed's test accuracy at the entry's ground-truth lr; mean over seed pairs): the noise of the "
@@ -278,7 +304,17 @@ def ceiling_markdown(a: Analysis) -> str:
         "bound of a noisy measurement), so a good score can exceed it. "
         "Intervals: 95% percentile bootstrap over the entries of the cell (method "
         f"`{SEED_AGREEMENT}` in `metrics.csv`; its mean over targets is in the summary tables).\n\n"
-        + body
+        + agreement_markdown(a.seed_agreement)
+    )
+
+
+def domain_ceiling_markdown(a: Analysis) -> str:
+    """The noise ceiling of the multi-domain view: seed agreement over each expert's domains."""
+    return (
+        "The same seed agreement over each multi-domain expert's domains alone: the noise of this "
+        "view's ground truth (`domain_ceiling.csv`). Near 0, the domains' fine-tuned "
+        "accuracies differ by less than the seeds' noise, and no method can be judged on picking "
+        "among them.\n\n" + agreement_markdown(a.domain_agreement, ["expert"])
     )
 
 
@@ -545,6 +581,8 @@ def write_report(
         files["domain_selection"] = _write_csv(
             a.domain_selection, report_dir / "domain_selection.csv"
         )
+    if not a.domain_agreement.empty:
+        files["domain_ceiling"] = _write_csv(a.domain_agreement, report_dir / "domain_ceiling.csv")
     shots_values = sorted_shots(a.summary["shots"].unique())
     summary_md = "\n\n".join(
         f"### shots = {shots}\n\n{summary_markdown(a, shots)}" for shots in shots_values
@@ -643,6 +681,10 @@ def report_markdown(
                 for e in sorted(a.domain_selection["expert"].unique())
             )
         )
+        if not a.domain_agreement.empty:
+            parts.append(
+                "### Noise ceiling of the multi-domain view\n\n" + domain_ceiling_markdown(a) + "\n"
+            )
     for title, body in extra_sections:
         parts.append(f"## {title}\n\n{body}\n")
     if a.notes:

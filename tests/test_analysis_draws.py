@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from analysis.ceiling import SEED_AGREEMENT, agreement, agreement_with_ci, seed_agreement_table
+from analysis.ceiling import (
+    SEED_AGREEMENT,
+    agreement,
+    agreement_with_ci,
+    domain_agreement_table,
+    seed_agreement_table,
+)
 from analysis.compute import compute_analysis, reference_methods
 from analysis.main import analyze_main, load_byo
 from analysis.report import write_report
@@ -165,6 +171,54 @@ def test_noise_ceiling_rows_in_metrics_and_report(tmp_path):
     assert "## Noise ceiling" in report and "the noise of the ground truth itself" in report
     assert "| seed_agreement (noise ceiling) |" in report
     assert "| t | 5 | 2 | 4 | 0.600" in report
+
+
+def test_multi_domain_view_has_its_own_noise_ceiling(tmp_path):
+    # seeds 0, 1: the single experts agree (base < a), the three domains of m swap their order
+    accs = {
+        "base": (50, 51),
+        "a": (80, 81),
+        "m@x": (60, 62),
+        "m@y": (61, 60),
+        "m@z": (62, 61),
+        "n@only": (70, 70),
+    }
+    seed_acc = pd.DataFrame(
+        [("t", "5", e, s, v[s]) for e, v in accs.items() for s in (0, 1)],
+        columns=["target", "shots", "entry", "seed", "acc"],
+    )
+    table = domain_agreement_table(seed_acc, n_boot=20)
+    # only m: n has one domain; entries m@x m@y m@z ranks (1 2 3) vs (3 1 2) -> d = -2 1 1
+    assert set(table["expert"]) == {"m"}
+    assert _metric(table, "t", SEED_AGREEMENT, "spearman") == pytest.approx(1 - 6 * 6 / 24)
+    assert _metric(table, "t", SEED_AGREEMENT, "n_entries") == 3.0
+    assert _metric(table, "t", SEED_AGREEMENT, "top1_agreement") == 0.0
+    # the pooled ceiling over every entry is higher: the singles' gaps dominate
+    pooled = seed_agreement_table(seed_acc, n_boot=20)
+    assert _metric(pooled, "t", SEED_AGREEMENT, "spearman") > 0.8
+
+    runs = pd.DataFrame(
+        [("t", "5", e, 0.1, s, v[s], 1.0) for e, v in accs.items() for s in (0, 1)],
+        columns=["target", "shots", "entry", "lr", "seed", "test_acc", "seconds"],
+    )
+    scores = pd.DataFrame(
+        [
+            {"target": "t", "shots": "5", "method": "m1", "entry": e, "score": i, "seed": s}
+            for s in (0, 1)
+            for i, e in enumerate(accs)
+        ]
+    ).assign(seconds=0.5)
+    a = compute_analysis(
+        ground_truth(runs), scores, name="x", baseline="base", runs=runs, n_boot=20
+    )
+    files = write_report(a, tmp_path)
+    written = pd.read_csv(files["domain_ceiling"], dtype={"shots": str})
+    assert _metric(
+        written[written["expert"] == "m"], "t", SEED_AGREEMENT, "spearman"
+    ) == pytest.approx(-0.5)
+    report = files["report"].read_text()
+    assert "### Noise ceiling of the multi-domain view" in report
+    assert "| m | t | 5 | 2 | 3 | -0.500" in report
 
 
 def _partial_analysis(**kw):
