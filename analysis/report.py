@@ -543,7 +543,8 @@ CONVENTIONS = """\
   bootstrap over entries.
 - **Multi-domain view**: per multi-domain expert with two or more scored domains, the methods'
   scores ranked over that expert's domains only; gains against the domain baseline entry, or the
-  mean over the expert's domains when it is not configured or not among them.
+  mean over the expert's domains when it is not configured or not among them. Its own noise
+  ceiling is the seed agreement over the expert's domains alone (`domain_ceiling.csv`).
 - **Cost**: brute force = seconds of every fine-tuning run (lr grid x seeds) of every entry;
   selection = the method's seconds over all entries (its share of feature extraction included);
   cost saved = 1 - (selection + fine-tuning the top-k entries' grids) / brute force.
