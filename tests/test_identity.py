@@ -323,7 +323,13 @@ def test_a_card_built_in_a_hydra_job_records_its_folder(tmp_path) -> None:
 def test_train_loss_is_the_mean_of_the_last_tenth_of_the_steps(tmp_path, zoo_dir) -> None:
     assert [train_loss_window(n) for n in (1, 9, 10, 11, 25)] == [1, 1, 1, 2, 3]
     settings = FinetuneSettings(
-        epochs=0, min_steps=23, batch_size=8, num_workers=0, augment=False, val_fraction=None
+        epochs=0,
+        min_steps=23,
+        batch_size=8,
+        num_workers=0,
+        augment=False,
+        val_fraction=None,
+        precision="32",  # the reference below runs in fp32; auto is bf16 on an AVX512-BF16 CPU
     )
     paths = FinetunePaths(zoo_dir=zoo_dir, finetune_dir=tmp_path / "ft")
     target, shots, lr, seed = "mini_polygons", 5, 0.05, 3
