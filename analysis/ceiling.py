@@ -31,6 +31,13 @@ The multi-domain view (:func:`analysis.tables.domain_selection`) ranks one exper
 own, so it has its own ceiling (:func:`domain_agreement_table`): the same statistics over that
 expert's domain entries only. Domains whose fine-tuned accuracies differ by less than the seed
 noise give a ceiling near 0: that view's ground truth is then noise, whatever the pooled ceiling.
+
+The entry's lr is chosen on the mean of the same seeds that are compared. For entries that are
+truly tied, that choice favours the lr whose seeds happened to sum high and leaves the seeds'
+deviations negatively correlated, so their agreement centres below 0 rather than at 0. On the
+mini benchmark's 20-shot Multi-BN domains it centres at -0.18; with each pair compared at the lr
+chosen by the third seed, it centres at 0.00. The pooled median is 0.69 either way
+(benchmarks/RESULTS.md). Read a negative value as "no agreement", not as "reversed".
 """
 
 from __future__ import annotations
