@@ -41,8 +41,9 @@ from analysis.ceiling import agreement  # noqa: E402
 from core.keys import ENTRY_SEP, split_entry  # noqa: E402
 
 
-def sweep(store: str, targets: list[str], shots: int, lrs, seeds, steps: int) -> dict[str, list]:
-    """Every (entry, lr, seed) run of each target's cell, with its per-image test correctness."""
+def sweep(store: str, targets, shots: int, lrs, seeds, steps: int) -> dict[str, list]:
+    """Every (entry, lr, seed) run of each target's cell (default: the benchmark's targets), with
+    its per-image test correctness."""
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -59,6 +60,7 @@ def sweep(store: str, targets: list[str], shots: int, lrs, seeds, steps: int) ->
             "finetune", overrides=[f"paths.out_dir={store}", f"finetune.min_steps={steps}"]
         )
     entries = zoo_entries(cfg, Path(cfg.paths.zoo_dir))
+    targets = list(targets or cfg.benchmark.targets)
     out = {}
     for target in targets:
         test = load_split(target, "test", cfg.paths.data_dir, train=False)
@@ -149,10 +151,7 @@ def main() -> None:
             parser.error("--store (a folder with a trained zoo) or --load is required")
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(var, "1")
-        from zoo.data.mini import MINI_TARGETS
-
-        targets = args.targets or list(MINI_TARGETS)
-        runs = sweep(args.store, targets, args.shots, args.lrs, args.seeds, args.steps)
+        runs = sweep(args.store, args.targets, args.shots, args.lrs, args.seeds, args.steps)
         if args.save:
             Path(args.save).mkdir(parents=True, exist_ok=True)
             for target, rows in runs.items():
