@@ -10,15 +10,16 @@ there. Runs use the store's recipe (configs/finetune/mini.yaml) with ``--steps``
 one thread, write=False; ``--save DIR`` keeps every run's per-image correctness as JSON (one file
 per target) and ``--load DIR`` re-analyses such files without training.
 
-Prints one row per (target, shots) cell, each at the entry's best lr (seed mean), as
-:mod:`analysis.tables` chooses it:
+Prints one row per (target, shots) cell, each at the entry's ground-truth lr (the best lr of the
+seed mean, :func:`core.ground_truth.ground_truth`; :func:`analysis.tables.seed_accuracy`):
 
 - ceiling: the noise ceiling (:func:`analysis.ceiling.agreement`, mean Spearman over seed pairs);
 - half test: the same on random halves of the test split (mean of 20 halves): when it is clearly
   lower, the test split's size is part of the noise;
 - one domain: the ceiling with each multi-domain expert kept to one domain (its first), i.e. with
   the near-ties of its domains removed; domains only: the ceiling over one expert's domains;
-- edge: the share of entries whose best lr is the grid's highest or lowest;
+- edge: the share of entries whose best lr is the grid's highest or lowest
+  (:func:`analysis.power.lr_edges`);
 - spread and the best lrs' counts.
 """
 
@@ -38,6 +39,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.ceiling import agreement  # noqa: E402
+from analysis.power import lr_edges  # noqa: E402
+from analysis.tables import seed_accuracy  # noqa: E402
+from core.ground_truth import ground_truth  # noqa: E402
 from core.keys import ENTRY_SEP, split_entry  # noqa: E402
 
 
@@ -90,36 +94,35 @@ def sweep(store: str, targets, shots: int, lrs, seeds, steps: int) -> dict[str, 
     return out
 
 
-def _seed_matrix(df: pd.DataFrame, best: pd.Series) -> pd.DataFrame:
-    at = df.merge(best.rename("best_lr").reset_index(), on="entry")
-    at = at[np.isclose(at["lr"], at["best_lr"])]
-    return at.pivot_table(index="entry", columns="seed", values="test_acc", aggfunc="mean")
+def _seed_matrix(runs: pd.DataFrame, gt: pd.DataFrame) -> pd.DataFrame:
+    """(entries, seeds) test accuracies at each entry's ground-truth lr (analysis.tables)."""
+    acc = seed_accuracy(runs, gt)
+    return acc.pivot_table(index="entry", columns="seed", values="acc", aggfunc="mean")
 
 
 def _ceiling(wide: pd.DataFrame) -> float:
     return agreement(wide.dropna().to_numpy())["spearman"] if len(wide) >= 2 else float("nan")
 
 
-def analyse(target: str, rows: list[dict]) -> dict:
+def analyse(target: str, rows: list[dict], shots: int = 20) -> dict:
     """The diagnostics of one cell (see the module docstring)."""
-    df = pd.DataFrame(rows)
-    grid = sorted(df["lr"].unique())
-    means = df.groupby(["entry", "lr"])["test_acc"].mean().unstack()
-    best = means.idxmax(axis=1)
-    wide = _seed_matrix(df, best)
+    runs = pd.DataFrame(rows).assign(target=target, shots=str(shots))
+    gt = ground_truth(runs)
+    wide = _seed_matrix(runs, gt)
     halves, rng = [], np.random.default_rng(0)
-    n_test = len(df["correct"].iloc[0])
+    n_test = len(runs["correct"].iloc[0])
     for _ in range(20):
         idx = rng.choice(n_test, n_test // 2, replace=False)
-        half = df.assign(
-            test_acc=df["correct"].map(lambda c, idx=idx: 100.0 * np.asarray(c)[idx].mean())
+        half = runs.assign(
+            test_acc=runs["correct"].map(lambda c, idx=idx: 100.0 * np.asarray(c)[idx].mean())
         )
-        halves.append(_ceiling(_seed_matrix(half, best)))
+        halves.append(_ceiling(_seed_matrix(half, gt)))
     experts = pd.Series(wide.index.map(lambda e: split_entry(e)[0]), index=wide.index)
     multi = sorted({experts[e] for e in wide.index if ENTRY_SEP in e})
     keep = [e for e in wide.index if ENTRY_SEP not in e]
     keep += [wide.index[experts == m][0] for m in multi]
     domains = {m: _ceiling(wide[experts == m]) for m in multi}
+    edges = lr_edges(gt, runs)
     return {
         "target": target,
         "entries": len(wide),
@@ -127,9 +130,11 @@ def analyse(target: str, rows: list[dict]) -> dict:
         "half test": float(np.nanmean(halves)),
         "one domain": _ceiling(wide.loc[keep]),
         "domains only": ", ".join(f"{m} {v:+.2f}" for m, v in domains.items()),
-        "edge": float(best.isin([grid[0], grid[-1]]).mean()),
-        "spread": float(means.max(axis=1).max() - means.max(axis=1).min()),
-        "best lrs": ", ".join(f"{lr:g}: {n}" for lr, n in best.value_counts().sort_index().items()),
+        "edge": float(edges["edge"].isin(["low", "high"]).mean()),
+        "spread": float(gt["acc"].max() - gt["acc"].min()),
+        "best lrs": ", ".join(
+            f"{lr:g}: {n}" for lr, n in gt["best_lr"].value_counts().sort_index().items()
+        ),
     }
 
 
@@ -156,7 +161,7 @@ def main() -> None:
             Path(args.save).mkdir(parents=True, exist_ok=True)
             for target, rows in runs.items():
                 (Path(args.save) / f"{target}.json").write_text(json.dumps(rows))
-    table = pd.DataFrame([analyse(t, rows) for t, rows in runs.items()])
+    table = pd.DataFrame([analyse(t, rows, args.shots) for t, rows in runs.items()])
     print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
     for _, r in table.iterrows():
         print("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")
