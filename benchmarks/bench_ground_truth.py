@@ -7,8 +7,9 @@ of the k-shot cells on a trained zoo, with each run's per-image test predictions
 
 ``--store`` is an output folder with a trained zoo (``make demo`` makes one); nothing is written
 there. Runs use the store's recipe (configs/finetune/mini.yaml) with ``--steps`` as min_steps,
-one thread, write=False; ``--save DIR`` keeps every run's per-image correctness as JSON (one file
-per target) and ``--load DIR`` re-analyses such files without training.
+one thread, write=False; ``--save DIR`` keeps every run's per-image correctness and config hash
+(its key, recipe, weights and data fingerprints) as JSON, one file per target, and ``--load DIR``
+re-analyses such files without training.
 
 Prints one row per (target, shots) cell, each at the entry's ground-truth lr (the best lr of the
 seed mean, :func:`core.ground_truth.ground_truth`; :func:`analysis.tables.seed_accuracy`):
@@ -87,7 +88,8 @@ def sweep(store: str, targets, shots: int, lrs, seeds, steps: int) -> dict[str, 
                     )  # fmt: skip
                     rows.append(
                         {"entry": entry_id, "lr": lr, "seed": seed, "test_acc": r["test_acc"],
-                         "train_loss": r["train_loss"], "correct": kept["correct"]}
+                         "train_loss": r["train_loss"], "config_hash": r["config_hash"],
+                         "correct": kept["correct"]}
                     )  # fmt: skip
         out[target] = rows
         print(f"{target}: {len(rows)} runs in {time.perf_counter() - started:.0f} s", flush=True)
