@@ -1,9 +1,9 @@
 # Two commands set everything up on a fresh machine:
 #   make demo      -> installs, then runs the mini benchmark end to end at first-look size (train zoo,
-#                     fine-tune, score, report; 20-shot cells, one draw: 4.5-8 minutes on a 2-core CPU)
+#                     fine-tune, score, report; 20-shot cells, one draw: 5-9 minutes on a 2-core CPU)
 #   make test      -> installs, then runs the default (fast, CPU-only) test suite
-# and one more runs the whole mini benchmark (three draws, five lrs, full-data cells: 22 minutes on a
-# 2-core AVX512-BF16 CPU, about 35 without AVX512; it reuses the demo's work):
+# and one more runs the whole mini benchmark (three draws, five lrs, full-data cells: 17 more minutes on a
+# 2-core AVX512-BF16 CPU, about 29 without AVX512; it reuses the demo's work):
 #   make benchmark
 PYTHON ?= python3
 VENV   ?= .venv
